@@ -1,0 +1,5 @@
+"""The gridpilot command."""
+
+
+def main() -> None:
+    raise SystemExit("not yet")
