@@ -59,7 +59,8 @@ class LeaseBusy(TransientError):
     """
 
     def __init__(self, microscope_id: str, holder: object | None = None) -> None:
-        who = f" by {holder}" if holder is not None else ""
+        describe = getattr(holder, "describe", None)
+        who = f" by {describe() if callable(describe) else holder}" if holder is not None else ""
         super().__init__(f"microscope {microscope_id} is locked{who}")
         self.microscope_id = microscope_id
         self.holder = holder

@@ -1,0 +1,287 @@
+"""HTTP models of session-api, shared by the ui and by scripts (the OpenAPI contract).
+
+Routes (all under ``/api``; roles viewer < operator < staff; every route checks on the server):
+
+| route | role | answer |
+|---|---|---|
+| POST /auth/login · POST /auth/token · POST /auth/logout · GET /auth/me | — / any | TokenResponse / UserView |
+| GET /microscopes | viewer | list[MicroscopeView] |
+| POST /microscopes/{id}/lease/release | staff | LeaseReleaseResponse |
+| GET /sessions (?microscope_id, state, since, until) · POST /sessions | viewer · operator | list[SessionView] · SessionView (201) |
+| GET /sessions/{id} | viewer | SessionView |
+| POST /sessions/{id}/start | operator | StartResponse (202) |
+| POST /sessions/{id}/stop | operator | RunView (202) |
+| PUT /sessions/{id}/pause-between-grids | operator | RunView or SessionView |
+| POST /sessions/{id}/decision | operator | RunView (202) |
+| GET /sessions/{id}/queue | viewer | QueueView |
+| POST · DELETE /sessions/{id}/targets | operator | QueueView (202) |
+| POST /sessions/{id}/force-start | staff | StartResponse (202) |
+| POST /sessions/{id}/kill | staff | RunView (202) |
+| GET /sessions/{id}/logs (?panel, level, after_id, limit, format=text) | viewer | list[LogLineView] |
+| GET /sessions/{id}/grids/{grid_id} | viewer | GridDetail |
+| GET /sessions/{id}/exposures | viewer | list[ExposureView] |
+| GET /squares/{id} | viewer | SquareDetail |
+| GET /images/{image_id}.png | viewer | image/png |
+| GET /runs/{id} | viewer | RunView |
+| GET /audit | staff | list[AuditView] |
+
+Errors: 401 not logged in, 403 wrong role, 404 unknown id, 409 conflict (a run is live, naming
+it), 422 invalid body (FastAPI's field list), 503 bus or broker unavailable.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from proto.messages.image import QueueItem
+from proto.messages.run import Choice
+from proto.states import ExitReason, RunState
+
+Role = Literal["viewer", "operator", "staff"]
+ROLE_RANK: dict[str, int] = {"viewer": 0, "operator": 1, "staff": 2}
+GridStatus = Literal["pending", "screening", "done"]
+ExposureStatus = Literal["acquired", "processed", "failed"]
+
+
+class _View(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+# --- auth -----------------------------------------------------------------------------------
+
+
+class LoginRequest(BaseModel):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class UserView(_View):
+    username: str
+    role: Role
+
+
+class TokenResponse(_View):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    user: UserView
+
+
+# --- microscopes, disks, leases -------------------------------------------------------------
+
+
+class VolumeView(_View):
+    name: str
+    path: str
+    total_bytes: int
+    free_bytes: int
+    used_fraction: float
+    level: Literal["ok", "warning", "critical"]
+    hours_left: float | None = None
+    """At the current exposure rate; ``None`` when nothing is being written."""
+
+
+class LeaseHolderView(_View):
+    microscope_id: str
+    session_id: UUID | None
+    session_name: str
+    run_id: UUID | None
+    host: str
+    pid: int
+    acquired_at: datetime
+
+
+class MicroscopeView(_View):
+    id: str
+    name: str
+    lease_holder: LeaseHolderView | None
+    session_id: UUID | None = None
+    session_name: str | None = None
+    run: RunView | None = None
+    current_grid: str | None = None
+    exposures_per_hour: float = 0.0
+    backlog: int = 0
+    volumes: list[VolumeView] = []
+    alerts: list[str] = []
+
+
+class LeaseReleaseResponse(_View):
+    released: bool
+    holder: LeaseHolderView | None
+
+
+# --- sessions and runs ----------------------------------------------------------------------
+
+
+class SessionCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=120, pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.\-]*$")
+    microscope_id: str = Field(min_length=1)
+    grids: list[str] = Field(min_length=1, max_length=12, description="grid names, in order")
+    pause_between_grids: bool = False
+
+
+class DecisionView(_View):
+    grid_id: UUID
+    grid_name: str
+    has_next_grid: bool
+    cause: Literal["grid_done", "disk_low"] = "grid_done"
+    reprompt_reason: str | None = None
+
+
+class RunView(_View):
+    id: UUID
+    session_id: UUID
+    microscope_id: str
+    number: int
+    state: RunState
+    exit_reason: ExitReason | None
+    detail: str | None
+    host: str | None
+    pid: int | None
+    started_at: datetime
+    ended_at: datetime | None
+    heartbeat_at: datetime | None
+    heartbeat_age_s: float | None
+    requested_by: str
+    pause_between_grids: bool
+    stop_requested: bool
+    decision: DecisionView | None
+    current_grid: str | None = None
+    exposures: int = 0
+
+
+class GridView(_View):
+    id: UUID
+    name: str
+    position: int
+    status: GridStatus
+    atlas_id: UUID | None = None
+
+
+class SessionView(_View):
+    id: UUID
+    name: str
+    microscope_id: str
+    microscope_name: str
+    created_at: datetime
+    created_by: str
+    pause_between_grids: bool
+    grids: list[GridView]
+    run: RunView | None
+    """The latest run (live or ended), ``None`` before the first Start."""
+    lock_holder: LeaseHolderView | None = None
+    """Who holds this session's microscope, when it is held by another session's run."""
+
+
+class StartResponse(_View):
+    run_id: UUID
+    session_id: UUID
+
+
+class PauseRequest(BaseModel):
+    enabled: bool
+
+
+class DecisionRequest(BaseModel):
+    choice: Choice
+
+
+class TargetsRequest(BaseModel):
+    target_ids: list[UUID] = Field(min_length=1, max_length=500)
+
+
+class QueueView(_View):
+    run_id: UUID | None
+    items: list[QueueItem]
+    counts: dict[str, int]
+
+
+# --- images, targets, exposures -------------------------------------------------------------
+
+
+class TargetView(_View):
+    id: UUID
+    kind: Literal["square", "hole"]
+    grid_id: UUID
+    parent_id: UUID
+    y: float
+    x: float
+    size_px: float
+    cls: str
+    score: float
+    ice_nm: float | None
+    status: str | None
+    """Its queue status (queued, acquiring, done, removed, …) or ``None`` if never queued."""
+    image_id: UUID | None = None
+    """For squares: the square image taken there, once it exists."""
+
+
+class ImageView(_View):
+    id: UUID
+    url: str
+    width: int
+    height: int
+    pixel_size_a: float
+
+
+class GridDetail(_View):
+    grid: GridView
+    atlas: ImageView | None
+    squares: list[TargetView]
+
+
+class SquareDetail(_View):
+    square: TargetView
+    image: ImageView | None
+    holes: list[TargetView]
+
+
+class ExposureView(_View):
+    id: UUID
+    grid_id: UUID
+    hole_id: UUID
+    acquired_at: datetime
+    status: ExposureStatus
+    error: str | None = None
+    defocus1_a: float | None = None
+    defocus2_a: float | None = None
+    astigmatism_a: float | None = None
+    astig_angle_deg: float | None = None
+    ctf_fit_resolution_a: float | None = None
+    ctf_low_confidence: bool | None = None
+    drift_total_a: float | None = None
+    ice_nm: float | None = None
+    thumbnail_url: str | None = None
+    spectrum_url: str | None = None
+
+
+# --- logs and audit -------------------------------------------------------------------------
+
+
+class LogLineView(_View):
+    id: int
+    message_id: UUID
+    sent_at: datetime
+    run_id: UUID | None
+    service: str
+    panel: Literal["acquisition", "processing", "system"]
+    level: Literal["debug", "info", "warning", "error", "critical"]
+    text: str
+
+
+class AuditView(_View):
+    id: int
+    at: datetime
+    username: str
+    action: str
+    session_id: UUID | None
+    run_id: UUID | None
+    target: str | None
+    outcome: str
+    detail: str | None
+
+
+MicroscopeView.model_rebuild()

@@ -1,0 +1,147 @@
+"""Run lifecycle: commands to acquisition and the events it emits about a run."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from proto.messages.base import RunMessage
+from proto.states import ExitReason, RunState
+from proto.topology import COMMANDS, EVENTS
+
+Choice = Literal["continue_grid", "next_grid"]
+
+
+class GridSpec(BaseModel):
+    """One grid of a session's cassette."""
+
+    model_config = ConfigDict(frozen=True)
+
+    grid_id: UUID
+    name: str
+    position: int = Field(ge=1)
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
+class StartRun(RunMessage):
+    """Start a new run of a session on its microscope."""
+
+    exchange: ClassVar[str] = COMMANDS
+    routing_key: ClassVar[str] = "run.start"
+
+    session_id: UUID
+    session_name: str
+    microscope_id: str
+    grids: tuple[GridSpec, ...]
+    pause_between_grids: bool = False
+    requested_by: str
+
+
+class StopRun(RunMessage):
+    """Soft stop: finish the current exposure, stop when the queue is next asked."""
+
+    exchange: ClassVar[str] = COMMANDS
+    routing_key: ClassVar[str] = "run.stop"
+
+    requested_by: str
+
+
+class SetPauseBetweenGrids(RunMessage):
+    """Turn the pause-between-grids prompt on or off for this run."""
+
+    exchange: ClassVar[str] = COMMANDS
+    routing_key: ClassVar[str] = "run.set_pause_between_grids"
+
+    enabled: bool
+    requested_by: str
+
+
+class DecideRun(RunMessage):
+    """Answer the pause-between-grids prompt."""
+
+    exchange: ClassVar[str] = COMMANDS
+    routing_key: ClassVar[str] = "run.decide"
+
+    choice: Choice
+    requested_by: str
+
+
+class KillRun(RunMessage):
+    """Kill the run's whole process group now (SIGKILL); the run ends ``killed``."""
+
+    exchange: ClassVar[str] = COMMANDS
+    routing_key: ClassVar[str] = "run.kill"
+
+    requested_by: str
+
+
+# --- events ---------------------------------------------------------------------------------
+
+
+class RunStateChanged(RunMessage):
+    """The run moved to ``state``; ``exit_reason`` is set when it ended."""
+
+    exchange: ClassVar[str] = EVENTS
+    routing_key: ClassVar[str] = "run.state_changed"
+
+    session_id: UUID
+    microscope_id: str
+    state: RunState
+    exit_reason: ExitReason | None = None
+    detail: str | None = None
+    host: str | None = None
+    pid: int | None = None
+    requested_by: str | None = None
+
+
+class RunHeartbeatSent(RunMessage):
+    """The run process is alive (every 2 s)."""
+
+    exchange: ClassVar[str] = EVENTS
+    routing_key: ClassVar[str] = "run.heartbeat_sent"
+
+    session_id: UUID
+    microscope_id: str
+    state: RunState
+    host: str
+    pid: int
+
+
+class DecisionRequested(RunMessage):
+    """The current grid's queue is exhausted and pause-between-grids is on."""
+
+    exchange: ClassVar[str] = EVENTS
+    routing_key: ClassVar[str] = "run.decision_requested"
+
+    session_id: UUID
+    grid_id: UUID
+    grid_name: str
+    has_next_grid: bool
+    cause: Literal["grid_done", "disk_low"] = "grid_done"
+    reprompt_reason: str | None = None
+
+
+class DecisionTaken(RunMessage):
+    """The run received a decision and acts on it."""
+
+    exchange: ClassVar[str] = EVENTS
+    routing_key: ClassVar[str] = "run.decision_taken"
+
+    session_id: UUID
+    choice: Choice
+    requested_by: str
+
+
+class PauseBetweenGridsChanged(RunMessage):
+    """The run's pause-between-grids toggle changed."""
+
+    exchange: ClassVar[str] = EVENTS
+    routing_key: ClassVar[str] = "run.pause_between_grids_changed"
+
+    session_id: UUID
+    enabled: bool
+    requested_by: str

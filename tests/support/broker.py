@@ -1,0 +1,34 @@
+"""Reaching the real RabbitMQ and PostgreSQL. A missing broker fails the test, never skips it."""
+
+from __future__ import annotations
+
+import os
+import socket
+from urllib.parse import urlsplit
+
+import pytest
+
+from proto.settings import AmqpSettings
+
+HINT = "run `make test` (it starts or installs RabbitMQ) or set AMQP_URL"
+
+
+def amqp_settings() -> AmqpSettings:
+    return AmqpSettings()
+
+
+def require_rabbitmq() -> AmqpSettings:
+    """Settings for the broker at ``AMQP_URL``; fails the test when nothing listens there."""
+    settings = amqp_settings()
+    parts = urlsplit(settings.url.get_secret_value())
+    host, port = parts.hostname or "127.0.0.1", parts.port or 5672
+    try:
+        socket.create_connection((host, port), timeout=3).close()
+    except OSError as exc:
+        pytest.fail(f"RabbitMQ is not reachable at {host}:{port} ({exc}); {HINT}", pytrace=False)
+    return settings
+
+
+POSTGRES_URL = os.environ.get(
+    "POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+)
