@@ -72,7 +72,9 @@ async def test_topic_routing_matches_star_and_hash(bus: Bus) -> None:
     await bus.publish(squares)
     for level in ("info", "error"):
         await bus.publish(
-            LogRecorded(service="acquisition", panel="acquisition", level=level, logger="t", text=level)
+            LogRecorded(
+                service="acquisition", panel="acquisition", level=level, logger="t", text=level
+            )
         )
     await hash_.wait(2)
     await star.wait(1)

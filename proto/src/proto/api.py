@@ -4,10 +4,12 @@ Routes (all under ``/api``; roles viewer < operator < staff; every route checks 
 
 | route | role | answer |
 |---|---|---|
-| POST /auth/login · POST /auth/token · POST /auth/logout · GET /auth/me | — / any | TokenResponse / UserView |
+| POST /auth/login, /auth/token, /auth/logout | anyone | TokenResponse |
+| GET /auth/me | viewer | UserView |
 | GET /microscopes | viewer | list[MicroscopeView] |
 | POST /microscopes/{id}/lease/release | staff | LeaseReleaseResponse |
-| GET /sessions (?microscope_id, state, since, until) · POST /sessions | viewer · operator | list[SessionView] · SessionView (201) |
+| GET /sessions (?microscope_id, state, since, until) | viewer | list[SessionView] |
+| POST /sessions | operator | SessionView (201) |
 | GET /sessions/{id} | viewer | SessionView |
 | POST /sessions/{id}/start | operator | StartResponse (202) |
 | POST /sessions/{id}/stop | operator | RunView (202) |
@@ -17,7 +19,7 @@ Routes (all under ``/api``; roles viewer < operator < staff; every route checks 
 | POST · DELETE /sessions/{id}/targets | operator | QueueView (202) |
 | POST /sessions/{id}/force-start | staff | StartResponse (202) |
 | POST /sessions/{id}/kill | staff | RunView (202) |
-| GET /sessions/{id}/logs (?panel, level, after_id, limit, format=text) | viewer | list[LogLineView] |
+| GET /sessions/{id}/logs (?panel, level, after_id, limit, format) | viewer | list[LogLineView] |
 | GET /sessions/{id}/grids/{grid_id} | viewer | GridDetail |
 | GET /sessions/{id}/exposures | viewer | list[ExposureView] |
 | GET /squares/{id} | viewer | SquareDetail |

@@ -46,12 +46,8 @@ _LABELS = {
 
 TRANSITIONS: dict[RunState, frozenset[RunState]] = {
     RunState.STARTING: frozenset({RunState.RUNNING, RunState.STOPPING, RunState.ENDED}),
-    RunState.RUNNING: frozenset(
-        {RunState.AWAITING_DECISION, RunState.STOPPING, RunState.ENDED}
-    ),
-    RunState.AWAITING_DECISION: frozenset(
-        {RunState.RUNNING, RunState.STOPPING, RunState.ENDED}
-    ),
+    RunState.RUNNING: frozenset({RunState.AWAITING_DECISION, RunState.STOPPING, RunState.ENDED}),
+    RunState.AWAITING_DECISION: frozenset({RunState.RUNNING, RunState.STOPPING, RunState.ENDED}),
     RunState.STOPPING: frozenset({RunState.ENDED}),
     RunState.ENDED: frozenset(),
 }

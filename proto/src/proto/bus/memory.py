@@ -247,9 +247,7 @@ class MemoryBus:
             return []
         items: list[Any] = list(dlq.items._queue)  # type: ignore[attr-defined]
         return [
-            DeadLetter(
-                queue.name, e.routing_key, e.type, e.body, e.reason, e.attempt, e.message_id
-            )
+            DeadLetter(queue.name, e.routing_key, e.type, e.body, e.reason, e.attempt, e.message_id)
             for e in items
         ]
 

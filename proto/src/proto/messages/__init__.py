@@ -1,13 +1,14 @@
 """Every message of Gridpilot; importing this package registers them all."""
 
 from proto.messages.base import REGISTRY, Message, RunMessage, model_for
-from proto.messages.disk import DiskReported, VolumeStatus
+from proto.messages.disk import MicroscopeReported, VolumeStatus
 from proto.messages.image import (
     AddTargets,
     AtlasAcquired,
     CtfResult,
     ExposureAcquired,
     ExposureProcessed,
+    GridFinished,
     GridLoaded,
     HolesFound,
     ImageFailed,
@@ -43,9 +44,9 @@ __all__ = [
     "DecideRun",
     "DecisionRequested",
     "DecisionTaken",
-    "DiskReported",
     "ExposureAcquired",
     "ExposureProcessed",
+    "GridFinished",
     "GridLoaded",
     "GridSpec",
     "HolesFound",
@@ -59,6 +60,7 @@ __all__ = [
     "LeaseReleased",
     "LogRecorded",
     "Message",
+    "MicroscopeReported",
     "PauseBetweenGridsChanged",
     "QueueItem",
     "QueueUpdated",

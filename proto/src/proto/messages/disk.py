@@ -1,4 +1,4 @@
-"""Data volumes: what the acquisition side reports about its disks."""
+"""Microscopes and their data volumes, as the acquisition side reports them."""
 
 from __future__ import annotations
 
@@ -33,10 +33,15 @@ class VolumeStatus(BaseModel):
         return "warning" if free <= self.warning_fraction else "ok"
 
 
-class DiskReported(Message):
+class MicroscopeReported(Message):
+    """Acquisition announces a microscope it drives, with its data volumes (every few s)."""
+
     exchange: ClassVar[str] = EVENTS
-    routing_key: ClassVar[str] = "disk.reported"
+    routing_key: ClassVar[str] = "microscope.reported"
 
     microscope_id: str
+    name: str
+    driver: str
     volumes: tuple[VolumeStatus, ...]
     bytes_per_hour: float = 0.0
+    """Bytes written per hour over the last minutes, for the hours-left forecast."""

@@ -68,6 +68,17 @@ class GridLoaded(RunMessage):
     position: int
 
 
+class GridFinished(RunMessage):
+    """Screening of a grid is over (its queue ran out, or the operator moved on)."""
+
+    exchange: ClassVar[str] = EVENTS
+    routing_key: ClassVar[str] = "grid.finished"
+
+    grid_id: UUID
+    grid_name: str
+    exposures: int = Field(ge=0)
+
+
 class AtlasAcquired(RunMessage):
     exchange: ClassVar[str] = EVENTS
     routing_key: ClassVar[str] = "atlas.acquired"
@@ -78,6 +89,8 @@ class AtlasAcquired(RunMessage):
 
 
 class SquareAcquired(RunMessage):
+    """A square was imaged; the image's id is the square target's id."""
+
     exchange: ClassVar[str] = EVENTS
     routing_key: ClassVar[str] = "square.acquired"
 
@@ -142,7 +155,7 @@ class CtfResult(_Frozen):
 
 
 class ExposureProcessed(RunMessage):
-    """Motion correction, CTF and ice thickness of one exposure."""
+    """Motion correction, CTF and ice thickness of one exposure (PNGs beside the movie)."""
 
     exchange: ClassVar[str] = EVENTS
     routing_key: ClassVar[str] = "exposure.processed"

@@ -1,0 +1,155 @@
+"""The session-api application: its lifespan owns the database, the bus and the leases."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from sqlalchemy import select
+
+from proto import messages as m
+from proto.bus.base import Bus
+from proto.lease.base import LeaseManager
+from proto.settings import AmqpSettings
+from proto.states import ExitReason, RunState
+from proto.topology import SESSION_API_EVENTS, SESSION_API_LOGS
+from session_api.db.engine import make_engine, migrate, sessionmaker
+from session_api.db.models import Microscope, Run
+from session_api.metrics import ApiMetrics
+from session_api.projection import Projector
+from session_api.reconcile import reconcile_once
+from session_api.routes import auth, control, microscopes, runs, sessions
+from session_api.settings import ApiSettings
+from session_api.views import exposures_per_hour
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: ApiSettings,
+    bus: Bus | None = None,
+    leases: LeaseManager | None = None,
+    registry: CollectorRegistry | None = None,
+) -> FastAPI:
+    """The app; without ``bus``/``leases`` it connects to RabbitMQ from ``AMQP_*``."""
+    metrics = ApiMetrics(registry or CollectorRegistry())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url)
+        await migrate(engine)
+        app.state.sessionmaker = sessionmaker(engine)
+        projector = Projector(app.state.sessionmaker)
+        app.state.projector = projector
+        own_bus = bus
+        if own_bus is None:
+            from proto.bus.amqp import AmqpBus
+
+            own_bus = AmqpBus(AmqpSettings(), service="session-api", observer=metrics.bus)
+        app.state.leases = leases or _amqp_leases()
+        own_bus.on(SESSION_API_EVENTS, m.Message, projector.event)
+        own_bus.on(SESSION_API_LOGS, m.LogRecorded, projector.log_line)
+        async with own_bus as entered:
+            app.state.bus = entered
+            task = asyncio.create_task(_reconcile(app, settings, entered))
+            try:
+                yield
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                app.state.bus = None
+        await engine.dispose()
+
+    app = FastAPI(
+        title="Gridpilot session-api",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Run control for cryo-EM grid screening. Roles: viewer < operator < staff.",
+    )
+    app.state.settings = settings
+    app.state.bus = None
+    app.state.metrics = metrics
+    for router in (auth.router, microscopes.router, sessions.router, control.router, runs.router):
+        app.include_router(router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(response: Response) -> dict[str, str]:
+        if app.state.bus is None:
+            response.status_code = 503
+            return {"status": "bus not connected"}
+        return {"status": "ready"}
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics_endpoint() -> Response:
+        if getattr(app.state, "sessionmaker", None) is not None:
+            await _refresh_gauges(app, metrics)
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def _amqp_leases() -> LeaseManager:
+    from proto.lease.amqp import AmqpLeases
+
+    return AmqpLeases(AmqpSettings())
+
+
+async def _reconcile(app: FastAPI, settings: ApiSettings, bus: Bus) -> None:
+    while True:
+        try:
+            ended = await reconcile_once(
+                app.state.sessionmaker,
+                app.state.leases,
+                heartbeat_timeout_s=settings.heartbeat_timeout_s,
+                start_timeout_s=settings.start_timeout_s,
+            )
+            for run in ended:
+                await bus.publish(
+                    m.RunStateChanged(
+                        run_id=run.id,
+                        session_id=run.session_id,
+                        microscope_id=run.microscope_id,
+                        state=RunState.ENDED,
+                        exit_reason=ExitReason.LOST,
+                        detail=run.detail,
+                    )
+                )
+        except Exception:
+            log.exception("reconciling runs failed; trying again next round")
+        await asyncio.sleep(settings.reconcile_interval_s)  # periodic job, not an event wait
+
+
+async def _refresh_gauges(app: FastAPI, metrics: ApiMetrics) -> None:
+    async with app.state.sessionmaker() as db:
+        for mic in (await db.scalars(select(Microscope))).all():
+            run = await db.scalar(
+                select(Run)
+                .where(Run.microscope_id == mic.id)
+                .order_by(Run.started_at.desc())
+                .limit(1)
+            )
+            current = run.state if run else "idle"
+            for state in [*(s.value for s in RunState), "idle"]:
+                metrics.run_state.labels(mic.id, state).set(1 if state == current else 0)
+            metrics.exposures_per_hour.labels(mic.id).set(await exposures_per_hour(db, mic.id))
+            metrics.lease_held.labels(mic.id).set(1 if mic.lease_holder else 0)
+            if run and run.state != RunState.ENDED and run.heartbeat_at:
+                from session_api.db.types import utcnow
+
+                metrics.heartbeat_age.labels(mic.id).set(
+                    (utcnow() - run.heartbeat_at).total_seconds()
+                )
+            else:
+                metrics.heartbeat_age.labels(mic.id).set(0)
+            if run and run.last_exposure_at:
+                metrics.last_exposure.labels(mic.id).set(run.last_exposure_at.timestamp())

@@ -1,0 +1,188 @@
+"""The database of Gridpilot; session-api is its only owner."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, Uuid
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from session_api.db.types import UtcDateTime, utcnow
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UtcDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Token(Base):
+    __tablename__ = "tokens"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+
+
+class Microscope(Base):
+    __tablename__ = "microscopes"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    driver: Mapped[str] = mapped_column(String(64), default="unknown")
+    volumes: Mapped[list[Any]] = mapped_column(default=list)
+    bytes_per_hour: Mapped[float] = mapped_column(Float, default=0.0)
+    reported_at: Mapped[datetime | None]
+    lease_holder: Mapped[dict[str, Any] | None]
+
+
+class Session(Base):
+    __tablename__ = "sessions"
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(120))
+    microscope_id: Mapped[str] = mapped_column(ForeignKey("microscopes.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(64))
+    pause_between_grids: Mapped[bool] = mapped_column(Boolean, default=False)
+    live_run_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    """The run that may still drive the scope; set only by a conditional update (one Start
+    wins), cleared when that run ends."""
+
+
+class Grid(Base):
+    __tablename__ = "grids"
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    session_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(120))
+    position: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    atlas_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    session_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
+    microscope_id: Mapped[str] = mapped_column(ForeignKey("microscopes.id"))
+    number: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(24))
+    exit_reason: Mapped[str | None] = mapped_column(String(16))
+    detail: Mapped[str | None] = mapped_column(Text)
+    host: Mapped[str | None] = mapped_column(String(255))
+    pid: Mapped[int | None] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+    requested_by: Mapped[str] = mapped_column(String(64))
+    pause_between_grids: Mapped[bool] = mapped_column(Boolean, default=False)
+    stop_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    decision: Mapped[dict[str, Any] | None]
+    queue: Mapped[dict[str, Any] | None]
+    current_grid: Mapped[str | None] = mapped_column(String(120))
+    exposures: Mapped[int] = mapped_column(Integer, default=0)
+    last_exposure_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_runs_session_number", "session_id", "number", unique=True),)
+
+
+class Image(Base):
+    """An atlas, square image, thumbnail or power spectrum the pages can show."""
+
+    __tablename__ = "images"
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    session_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
+    grid_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    path: Mapped[str] = mapped_column(Text)
+    preview_path: Mapped[str | None] = mapped_column(Text)
+    width: Mapped[int] = mapped_column(Integer, default=0)
+    height: Mapped[int] = mapped_column(Integer, default=0)
+    pixel_size_a: Mapped[float] = mapped_column(Float, default=1.0)
+
+
+class Target(Base):
+    __tablename__ = "targets"
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    session_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
+    run_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    grid_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    parent_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    y: Mapped[float] = mapped_column(Float)
+    x: Mapped[float] = mapped_column(Float)
+    size_px: Mapped[float] = mapped_column(Float)
+    cls: Mapped[str] = mapped_column(String(16))
+    score: Mapped[float] = mapped_column(Float)
+    ice_nm: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[str | None] = mapped_column(String(16))
+    image_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+
+
+class Exposure(Base):
+    __tablename__ = "exposures"
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    session_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
+    run_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    grid_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    hole_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    path: Mapped[str] = mapped_column(Text)
+    acquired_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default="acquired")
+    error: Mapped[str | None] = mapped_column(Text)
+    defocus1_a: Mapped[float | None] = mapped_column(Float)
+    defocus2_a: Mapped[float | None] = mapped_column(Float)
+    astig_angle_deg: Mapped[float | None] = mapped_column(Float)
+    ctf_fit_resolution_a: Mapped[float | None] = mapped_column(Float)
+    ctf_cc: Mapped[float | None] = mapped_column(Float)
+    ctf_low_confidence: Mapped[bool | None] = mapped_column(Boolean)
+    drift_total_a: Mapped[float | None] = mapped_column(Float)
+    ice_nm: Mapped[float | None] = mapped_column(Float)
+    thumbnail_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    spectrum_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    processed_at: Mapped[datetime | None]
+    processing_s: Mapped[float | None] = mapped_column(Float)
+
+
+class LogLine(Base):
+    __tablename__ = "log_lines"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    message_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True)
+    sent_at: Mapped[datetime]
+    session_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    run_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    service: Mapped[str] = mapped_column(String(32))
+    panel: Mapped[str] = mapped_column(String(16))
+    level: Mapped[str] = mapped_column(String(16))
+    logger: Mapped[str] = mapped_column(String(120))
+    text: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_log_lines_session_id_id", "session_id", "id"),)
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    username: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    session_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    run_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    target: Mapped[str | None] = mapped_column(String(255))
+    outcome: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class Processed(Base):
+    """Message ids this service has projected, so a redelivered event changes nothing."""
+
+    __tablename__ = "processed_messages"
+    message_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)

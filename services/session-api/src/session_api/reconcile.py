@@ -1,0 +1,85 @@
+"""Reconciling recorded runs with reality: a live run whose heartbeat stopped and whose
+lease is not held by it is dead, and ends ``lost``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from proto.lease.base import LeaseManager
+from proto.states import ExitReason, RunState
+from session_api.db.models import Processed, Run
+from session_api.db.types import utcnow
+from session_api.projection import apply_state
+
+log = logging.getLogger(__name__)
+
+
+async def is_alive(run: Run, leases: LeaseManager, heartbeat_timeout_s: float) -> tuple[bool, str]:
+    """Whether a recorded live run is really alive, and why we think so."""
+    holder = await leases.holder(run.microscope_id)
+    holds = holder is not None and holder.run_id == run.id
+    beat = run.heartbeat_at or run.started_at
+    age = (utcnow() - beat).total_seconds()
+    if holds and age <= heartbeat_timeout_s:
+        return True, f"holds the lease, heartbeat {age:.0f} s ago"
+    if holds:
+        return True, f"holds the lease but its heartbeat is {age:.0f} s old (hung?)"
+    return False, f"does not hold the lease of {run.microscope_id}; last heartbeat {age:.0f} s ago"
+
+
+async def reconcile_once(
+    sessions: async_sessionmaker[AsyncSession],
+    leases: LeaseManager,
+    *,
+    heartbeat_timeout_s: float,
+    start_timeout_s: float,
+) -> list[Run]:
+    """End ``lost`` every live run that is silent and holds no lease; returns them."""
+    now = utcnow()
+    ended: list[Run] = []
+    async with sessions() as db:
+        live = (await db.scalars(select(Run).where(Run.state != RunState.ENDED.value))).all()
+        for run in live:
+            beat = run.heartbeat_at
+            silent = (
+                now - beat > timedelta(seconds=heartbeat_timeout_s)
+                if beat
+                else now - run.started_at > timedelta(seconds=start_timeout_s)
+            )
+            if not silent:
+                continue
+            alive, why = await is_alive(run, leases, heartbeat_timeout_s)
+            if alive:
+                continue
+            if await apply_state(db, run, RunState.ENDED, ExitReason.LOST, f"reconciled: {why}"):
+                log.warning("run %s ended lost: %s", run.id, why)
+                ended.append(run)
+        await db.execute(delete(Processed).where(Processed.at < now - timedelta(days=2)))
+        await db.commit()
+    return ended
+
+
+async def reconcile_forever(
+    sessions: async_sessionmaker[AsyncSession],
+    leases: LeaseManager,
+    *,
+    interval_s: float,
+    heartbeat_timeout_s: float,
+    start_timeout_s: float,
+) -> None:
+    while True:
+        try:
+            await reconcile_once(
+                sessions,
+                leases,
+                heartbeat_timeout_s=heartbeat_timeout_s,
+                start_timeout_s=start_timeout_s,
+            )
+        except Exception:
+            log.exception("reconciling runs failed; trying again")
+        await asyncio.sleep(interval_s)  # a periodic job, not a wait for an event

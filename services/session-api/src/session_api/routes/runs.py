@@ -1,0 +1,91 @@
+"""Runs, squares, images and the audit log."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from fastapi import APIRouter, HTTPException, Query, status
+from fastapi.responses import FileResponse
+from sqlalchemy import select
+
+from proto.api import AuditView, RunView, SquareDetail
+from session_api.auth import Staff, Viewer
+from session_api.db.models import AuditEntry, Image, Run, Target
+from session_api.deps import DbDep, SettingsDep
+from session_api.views import image_view, run_view, target_view
+
+router = APIRouter(prefix="/api", tags=["runs"])
+
+
+@router.get("/runs/{run_id}")
+async def get_run(run_id: uuid.UUID, user: Viewer, db: DbDep) -> RunView:
+    run = await db.get(Run, run_id)
+    if run is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no run {run_id}")
+    return run_view(run)
+
+
+@router.get("/squares/{square_id}")
+async def get_square(square_id: uuid.UUID, user: Viewer, db: DbDep) -> SquareDetail:
+    """A square, its image (once taken) and the holes found on it."""
+    square = await db.get(Target, square_id)
+    if square is None or square.kind != "square":
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no square {square_id}")
+    image = await db.get(Image, square.image_id) if square.image_id else None
+    holes = (
+        await db.scalars(
+            select(Target)
+            .where(Target.parent_id == square.id, Target.kind == "hole")
+            .order_by(Target.score.desc())
+        )
+    ).all()
+    return SquareDetail(
+        square=target_view(square),
+        image=image_view(image) if image else None,
+        holes=[target_view(h) for h in holes],
+    )
+
+
+@router.get("/images/{image_id}.png", response_class=FileResponse)
+async def get_image(
+    image_id: uuid.UUID, user: Viewer, db: DbDep, settings: SettingsDep
+) -> FileResponse:
+    """The PNG of a registered image; only files under the configured data roots."""
+    image = await db.get(Image, image_id)
+    if image is None or not image.preview_path:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no image {image_id}")
+    path = Path(image.preview_path).resolve()
+    roots = [root.resolve() for root in settings.data_roots]
+    if not any(path.is_relative_to(root) for root in roots) or not path.is_file():
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"image {image_id} is not on a data volume")
+    return FileResponse(
+        path, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"}
+    )
+
+
+@router.get("/audit")
+async def get_audit(
+    user: Staff,
+    db: DbDep,
+    session_id: uuid.UUID | None = None,
+    limit: int = Query(200, ge=1, le=5000),
+) -> list[AuditView]:
+    """Who did what, when, to which run, and the outcome; newest first."""
+    query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
+    if session_id:
+        query = query.where(AuditEntry.session_id == session_id)
+    return [
+        AuditView(
+            id=a.id,
+            at=a.at,
+            username=a.username,
+            action=a.action,
+            session_id=a.session_id,
+            run_id=a.run_id,
+            target=a.target,
+            outcome=a.outcome,
+            detail=a.detail,
+        )
+        for a in (await db.scalars(query)).all()
+    ]

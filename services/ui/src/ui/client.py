@@ -1,0 +1,284 @@
+"""``ApiClient``: the ui's only way to session-api, over HTTP with ``proto.api`` models.
+
+Every call forwards the user's bearer token. Failures become :class:`ApiError` subclasses
+the pages turn into a redirect (401), a role message (403) or the API's ``detail`` (409/422).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+import httpx
+from pydantic import BaseModel, TypeAdapter
+
+from proto.api import (
+    ExposureView,
+    GridDetail,
+    LeaseReleaseResponse,
+    LogLineView,
+    MicroscopeView,
+    QueueView,
+    RunView,
+    SessionView,
+    SquareDetail,
+    StartResponse,
+    TokenResponse,
+    UserView,
+)
+from proto.messages.run import Choice
+from ui.metrics import API_ERRORS
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class ApiError(Exception):
+    """session-api answered with an error (or could not be reached)."""
+
+    status = 0
+
+    def __init__(self, detail: str, status: int | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if status is not None:
+            self.status = status
+
+
+class NotLoggedIn(ApiError):
+    status = 401
+
+
+class Forbidden(ApiError):
+    status = 403
+
+
+class NotFound(ApiError):
+    status = 404
+
+
+class Rejected(ApiError):
+    """409 (conflict, e.g. a run is live) or 422 (invalid request)."""
+
+
+class Unavailable(ApiError):
+    status = 503
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body: Any = response.json()
+    except ValueError:
+        return response.text[:300] or response.reason_phrase
+    detail = body.get("detail") if isinstance(body, dict) else body
+    if isinstance(detail, list):  # FastAPI's 422 field list
+        parts = []
+        for err in detail:
+            if isinstance(err, dict):
+                loc = ".".join(str(x) for x in err.get("loc", ()) if x != "body")
+                parts.append(f"{loc}: {err.get('msg', '')}" if loc else str(err.get("msg", "")))
+            else:
+                parts.append(str(err))
+        return "; ".join(parts) or "invalid request"
+    return str(detail) if detail is not None else response.reason_phrase
+
+
+def raise_for(response: httpx.Response) -> None:
+    """Raise the :class:`ApiError` that matches an error response; return on success."""
+    if response.is_success:
+        return
+    status = response.status_code
+    API_ERRORS.labels(status=str(status)).inc()
+    detail = _detail(response)
+    if status == 401:
+        raise NotLoggedIn(detail)
+    if status == 403:
+        raise Forbidden(detail)
+    if status == 404:
+        raise NotFound(detail)
+    if status in (409, 422, 400):
+        raise Rejected(detail, status)
+    raise Unavailable(f"session-api answered {status}: {detail}", status)
+
+
+_SESSIONS = TypeAdapter(list[SessionView])
+_MICROSCOPES = TypeAdapter(list[MicroscopeView])
+_LOGS = TypeAdapter(list[LogLineView])
+_EXPOSURES = TypeAdapter(list[ExposureView])
+
+
+class ApiClient:
+    """session-api on behalf of one user (``token``) or anonymously (login)."""
+
+    def __init__(self, http: httpx.AsyncClient, token: str | None = None) -> None:
+        self._http = http
+        self._token = token
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    async def _send(self, method: str, url: str, **kw: Any) -> httpx.Response:
+        headers = dict(kw.pop("headers", {}))
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        try:
+            response = await self._http.request(method, url, headers=headers, **kw)
+        except httpx.HTTPError as exc:
+            API_ERRORS.labels(status="unreachable").inc()
+            raise Unavailable(f"session-api is unreachable ({type(exc).__name__})") from exc
+        raise_for(response)
+        return response
+
+    async def _get(self, model: type[T], url: str, **kw: Any) -> T:
+        return model.model_validate_json((await self._send("GET", url, **kw)).content)
+
+    # --- auth -----------------------------------------------------------------------------
+
+    async def token(self, username: str, password: str) -> TokenResponse:
+        body = {"username": username, "password": password}
+        r = await self._send("POST", "/api/auth/token", json=body)
+        return TokenResponse.model_validate_json(r.content)
+
+    async def me(self) -> UserView:
+        return await self._get(UserView, "/api/auth/me")
+
+    async def logout(self) -> None:
+        await self._send("POST", "/api/auth/logout")
+
+    # --- reading --------------------------------------------------------------------------
+
+    async def microscopes(self) -> list[MicroscopeView]:
+        return _MICROSCOPES.validate_json((await self._send("GET", "/api/microscopes")).content)
+
+    async def sessions(
+        self,
+        *,
+        microscope_id: str | None = None,
+        state: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[SessionView]:
+        params = {
+            k: v.isoformat() if isinstance(v, datetime) else v
+            for k, v in {
+                "microscope_id": microscope_id,
+                "state": state,
+                "since": since,
+                "until": until,
+            }.items()
+            if v
+        }
+        r = await self._send("GET", "/api/sessions", params=params)
+        return _SESSIONS.validate_json(r.content)
+
+    async def session(self, session_id: UUID) -> SessionView:
+        return await self._get(SessionView, f"/api/sessions/{session_id}")
+
+    async def queue(self, session_id: UUID) -> QueueView:
+        return await self._get(QueueView, f"/api/sessions/{session_id}/queue")
+
+    async def run(self, run_id: UUID) -> RunView:
+        return await self._get(RunView, f"/api/runs/{run_id}")
+
+    async def logs(
+        self,
+        session_id: UUID,
+        *,
+        after_id: int | None = None,
+        since: datetime | None = None,
+        tail: int | None = None,
+        limit: int = 1000,
+    ) -> list[LogLineView]:
+        """Log lines in id order; ``since`` and ``tail`` are the replay cursor (see report)."""
+        params: dict[str, str | int] = {"limit": limit}
+        if after_id is not None:
+            params["after_id"] = after_id
+        if since is not None:
+            params["since"] = since.isoformat()
+        if tail is not None:
+            params["tail"] = tail
+        r = await self._send("GET", f"/api/sessions/{session_id}/logs", params=params)
+        return _LOGS.validate_json(r.content)
+
+    async def logs_text(self, session_id: UUID, panel: str | None) -> AsyncIterator[bytes]:
+        """The whole log as text, streamed (download)."""
+        headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
+        params = {"format": "text", **({"panel": panel} if panel else {})}
+        request = self._http.build_request(
+            "GET", f"/api/sessions/{session_id}/logs", params=params, headers=headers
+        )
+        try:
+            response = await self._http.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"session-api is unreachable ({type(exc).__name__})") from exc
+        if not response.is_success:
+            await response.aread()
+            await response.aclose()
+            raise_for(response)
+        return _stream(response)
+
+    async def grid(self, session_id: UUID, grid_id: UUID) -> GridDetail:
+        return await self._get(GridDetail, f"/api/sessions/{session_id}/grids/{grid_id}")
+
+    async def square(self, square_id: UUID) -> SquareDetail:
+        return await self._get(SquareDetail, f"/api/squares/{square_id}")
+
+    async def exposures(self, session_id: UUID) -> list[ExposureView]:
+        r = await self._send("GET", f"/api/sessions/{session_id}/exposures")
+        return _EXPOSURES.validate_json(r.content)
+
+    async def image(self, path: str) -> tuple[bytes, str]:
+        """An image by its API path (``/api/images/<id>.png``): bytes and content type."""
+        r = await self._send("GET", path)
+        return r.content, r.headers.get("content-type", "image/png")
+
+    # --- commands -------------------------------------------------------------------------
+
+    async def start(self, session_id: UUID) -> StartResponse:
+        r = await self._send("POST", f"/api/sessions/{session_id}/start")
+        return StartResponse.model_validate_json(r.content)
+
+    async def force_start(self, session_id: UUID) -> StartResponse:
+        r = await self._send("POST", f"/api/sessions/{session_id}/force-start")
+        return StartResponse.model_validate_json(r.content)
+
+    async def stop(self, session_id: UUID) -> RunView:
+        r = await self._send("POST", f"/api/sessions/{session_id}/stop")
+        return RunView.model_validate_json(r.content)
+
+    async def kill(self, session_id: UUID) -> RunView:
+        r = await self._send("POST", f"/api/sessions/{session_id}/kill")
+        return RunView.model_validate_json(r.content)
+
+    async def set_pause(self, session_id: UUID, enabled: bool) -> None:
+        url = f"/api/sessions/{session_id}/pause-between-grids"
+        await self._send("PUT", url, json={"enabled": enabled})
+
+    async def decide(self, session_id: UUID, choice: Choice) -> RunView:
+        r = await self._send("POST", f"/api/sessions/{session_id}/decision", json={"choice": choice})
+        return RunView.model_validate_json(r.content)
+
+    async def add_targets(self, session_id: UUID, target_ids: list[UUID]) -> QueueView:
+        body = {"target_ids": [str(t) for t in target_ids]}
+        r = await self._send("POST", f"/api/sessions/{session_id}/targets", json=body)
+        return QueueView.model_validate_json(r.content)
+
+    async def remove_targets(self, session_id: UUID, target_ids: list[UUID]) -> QueueView:
+        body = {"target_ids": [str(t) for t in target_ids]}
+        r = await self._send("DELETE", f"/api/sessions/{session_id}/targets", json=body)
+        return QueueView.model_validate_json(r.content)
+
+    async def release_lease(self, microscope_id: str) -> LeaseReleaseResponse:
+        r = await self._send("POST", f"/api/microscopes/{microscope_id}/lease/release")
+        return LeaseReleaseResponse.model_validate_json(r.content)
+
+
+async def _stream(response: httpx.Response) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in response.aiter_bytes():
+            yield chunk
+    finally:
+        await response.aclose()

@@ -1,0 +1,247 @@
+"""What the pages show, composed from session-api's views: contexts, pop-ups, classifiers."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from proto.api import LeaseHolderView, MicroscopeView, QueueView, RunView, SessionView, VolumeView
+from proto.messages.base import Message
+from proto.messages.disk import DiskReported
+from proto.messages.image import (
+    ExposureAcquired,
+    ExposureProcessed,
+    ImageFailed,
+    QueueUpdated,
+)
+from proto.messages.lease import LeaseDenied, LeaseGranted, LeaseLost, LeaseReleased
+from proto.messages.log import LogRecorded
+from proto.messages.run import (
+    DecisionRequested,
+    DecisionTaken,
+    PauseBetweenGridsChanged,
+    RunHeartbeatSent,
+    RunStateChanged,
+)
+from proto.states import ExitReason, RunState
+
+from ui.auth import User
+from ui.client import ApiClient, ApiError
+
+SESSION_PARTS = ("process", "controls", "popups", "disk", "queue")
+
+
+@dataclass(frozen=True)
+class Popup:
+    """One non-blocking notice at the top of the session page."""
+
+    key: str
+    level: str  # info | warning | critical
+    title: str
+    text: str
+    links: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class SessionContext:
+    """Everything the session page's partials need."""
+
+    session: SessionView
+    user: User
+    microscope: MicroscopeView | None = None
+    queue: QueueView | None = None
+
+    @property
+    def run(self) -> RunView | None:
+        return self.session.run
+
+    @property
+    def live(self) -> bool:
+        return self.run is not None and self.run.state.live
+
+    @property
+    def pause_enabled(self) -> bool:
+        run = self.run
+        return run.pause_between_grids if run is not None and run.state.live else (
+            self.session.pause_between_grids
+        )
+
+    @property
+    def volumes(self) -> list[VolumeView]:
+        return self.microscope.volumes if self.microscope is not None else []
+
+    @property
+    def holder(self) -> LeaseHolderView | None:
+        if self.session.lock_holder is not None:
+            return self.session.lock_holder
+        return self.microscope.lease_holder if self.microscope is not None else None
+
+    @property
+    def popups(self) -> list[Popup]:
+        return popups(self)
+
+
+async def load_session(api: ApiClient, session_id: UUID, user: User) -> SessionContext:
+    """The session with its microscope and queue; the last two are optional extras."""
+    session = await api.session(session_id)
+    scopes, queue = await asyncio.gather(
+        api.microscopes(), api.queue(session_id), return_exceptions=True
+    )
+    for extra in (scopes, queue):
+        if isinstance(extra, ApiError) and extra.status == 401:
+            raise extra
+    microscope = None
+    if isinstance(scopes, list):
+        microscope = next((m for m in scopes if m.id == session.microscope_id), None)
+    return SessionContext(
+        session=session,
+        user=user,
+        microscope=microscope,
+        queue=queue if isinstance(queue, QueueView) else None,
+    )
+
+
+def _holder_links(holder: LeaseHolderView, session: SessionView) -> tuple[tuple[str, str], ...]:
+    if holder.session_id is None:
+        return ()
+    if holder.session_id == session.id:
+        return (("This session holds the lock", f"/sessions/{session.id}"),)
+    name = holder.session_name or str(holder.session_id)[:8]
+    return ((f"Go to session {name}", f"/sessions/{holder.session_id}"),)
+
+
+def popups(ctx: SessionContext) -> list[Popup]:
+    """The notices the seed lists, in order of urgency; the decision prompt is separate."""
+    out: list[Popup] = []
+    run, session, holder = ctx.run, ctx.session, ctx.holder
+    ended = run is not None and run.state is RunState.ENDED
+    if run is not None and ended and run.exit_reason is ExitReason.LOCKED:
+        who = f"session {holder.session_name}" if holder else "another session"
+        out.append(
+            Popup(
+                "locked",
+                "warning",
+                "Scope locked",
+                f"Run {run.number} did not start: {session.microscope_name} is locked by {who}."
+                + (f" {run.detail}" if run.detail else ""),
+                _holder_links(holder, session) if holder else (),
+            )
+        )
+    elif holder is not None and holder.session_id != session.id:
+        out.append(
+            Popup(
+                "lock",
+                "warning",
+                "Scope in use",
+                f"{session.microscope_name} is in use by session {holder.session_name}"
+                f" on {holder.host} (PID {holder.pid}).",
+                _holder_links(holder, session),
+            )
+        )
+    if run is not None and run.state.live and (
+        run.state is RunState.STOPPING or run.stop_requested
+    ):
+        out.append(
+            Popup(
+                "stop",
+                "info",
+                "Stop signal received",
+                "The run will end after the current acquisition.",
+            )
+        )
+    if run is not None and ended and run.exit_reason is ExitReason.LOST:
+        out.append(
+            Popup(
+                "lost",
+                "critical",
+                "Lease lost",
+                "The run lost the microscope lease and stopped driving the scope."
+                + (f" {run.detail}" if run.detail else ""),
+            )
+        )
+    if run is not None and ended and run.exit_reason in (ExitReason.FAILED, ExitReason.KILLED):
+        word = "failed" if run.exit_reason is ExitReason.FAILED else "was force-killed"
+        out.append(
+            Popup(f"ended-{run.id}", "warning", f"Run {run.number} {word}", run.detail or "")
+        )
+    for volume in ctx.volumes:
+        if volume.level != "ok":
+            left = f", about {volume.hours_left:.1f} h left" if volume.hours_left else ""
+            out.append(
+                Popup(
+                    f"disk-{volume.name}",
+                    "critical" if volume.level == "critical" else "warning",
+                    "Disk low",
+                    f"Volume {volume.name} is {volume.used_fraction:.0%} full{left}.",
+                )
+            )
+    return out
+
+
+# --- which bus messages change which parts ---------------------------------------------------
+
+
+@dataclass
+class SessionFilter:
+    """Classifies bus messages for one session page (``run_ids`` grows as runs start)."""
+
+    session_id: UUID
+    microscope_id: str
+    run_ids: set[UUID] = field(default_factory=set)
+
+    def __call__(self, m: Message) -> frozenset[str] | None:
+        sid = getattr(m, "session_id", None)
+        if sid is not None and str(sid) == str(self.session_id) and m.run_id is not None:
+            self.run_ids.add(m.run_id)
+        mine = (sid is not None and str(sid) == str(self.session_id)) or (
+            m.run_id is not None and m.run_id in self.run_ids
+        )
+        if isinstance(m, LogRecorded):
+            return frozenset({"log"}) if mine else None
+        if isinstance(m, LeaseGranted | LeaseReleased | LeaseLost):
+            scope = m.holder.microscope_id
+            return frozenset({"process", "controls", "popups"}) if scope == self.microscope_id else None
+        if isinstance(m, LeaseDenied):
+            return frozenset({"popups"}) if m.microscope_id == self.microscope_id else None
+        if isinstance(m, DiskReported):
+            return frozenset({"disk", "popups"}) if m.microscope_id == self.microscope_id else None
+        if not mine:
+            return None
+        if isinstance(m, QueueUpdated):
+            return frozenset({"queue"})
+        if isinstance(m, RunHeartbeatSent):
+            return frozenset({"process"})
+        if isinstance(m, RunStateChanged | DecisionRequested | DecisionTaken):
+            return frozenset({"process", "controls", "popups", "queue"})
+        if isinstance(m, PauseBetweenGridsChanged):
+            return frozenset({"controls"})
+        if isinstance(m, ExposureAcquired | ExposureProcessed | ImageFailed):
+            return frozenset({"process"})
+        return None
+
+
+@dataclass
+class FacilityFilter:
+    """Classifies bus messages for the dashboard: parts are ``card:<microscope id>``."""
+
+    run_scopes: dict[UUID, str] = field(default_factory=dict)
+
+    def __call__(self, m: Message) -> frozenset[str] | None:
+        scope: str | None = None
+        if isinstance(m, LogRecorded):
+            return None
+        if isinstance(m, LeaseGranted | LeaseReleased | LeaseLost):
+            scope = m.holder.microscope_id
+        elif isinstance(m, LeaseDenied | DiskReported):
+            scope = m.microscope_id
+        elif isinstance(m, RunStateChanged | RunHeartbeatSent):
+            scope = m.microscope_id
+            self.run_scopes[m.run_id] = scope
+        elif isinstance(
+            m, QueueUpdated | DecisionRequested | DecisionTaken | ExposureProcessed | ImageFailed
+        ):
+            scope = self.run_scopes.get(m.run_id) if m.run_id else None
+            if scope is None:
+                return frozenset({"*"})
+        return frozenset({f"card:{scope}"}) if scope else None
