@@ -18,6 +18,8 @@ class AmqpSettings(BaseSettings):
     prefetch: int = Field(8, ge=1)
     heartbeat: int = Field(30, ge=1)
     lease_heartbeat: int = Field(5, ge=1)
+    namespace: str = ""
+    """Prefix of every exchange and queue name (empty in production; tests isolate with it)."""
 
     @property
     def vhost(self) -> str:

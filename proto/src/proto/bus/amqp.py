@@ -64,13 +64,13 @@ class AmqpBus:
         settings: AmqpSettings,
         *,
         service: str,
-        namespace: str = "",
+        namespace: str | None = None,
         observer: BusObserver | None = None,
         delete_on_exit: bool = False,
     ) -> None:
         self.settings = settings
         self.service = service
-        self.namespace = namespace
+        self.namespace = settings.namespace if namespace is None else namespace
         self.observer: BusObserver = observer or NullObserver()
         self.delete_on_exit = delete_on_exit
         self._pending: list[tuple[QueueSpec, Consumer]] = []

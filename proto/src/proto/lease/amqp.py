@@ -69,9 +69,9 @@ class AmqpLease:
 class AmqpLeases:
     """A :class:`proto.lease.base.LeaseManager` on RabbitMQ and its management API."""
 
-    def __init__(self, settings: AmqpSettings, namespace: str = "") -> None:
+    def __init__(self, settings: AmqpSettings, namespace: str | None = None) -> None:
         self.settings = settings
-        self.namespace = namespace
+        self.namespace = settings.namespace if namespace is None else namespace
 
     def queue_name(self, microscope_id: str) -> str:
         base = lease_queue(microscope_id)

@@ -46,24 +46,29 @@ def create_app(
         app.state.sessionmaker = sessionmaker(engine)
         projector = Projector(app.state.sessionmaker)
         app.state.projector = projector
-        own_bus = bus
-        if own_bus is None:
-            from proto.bus.amqp import AmqpBus
-
-            own_bus = AmqpBus(AmqpSettings(), service="session-api", observer=metrics.bus)
         app.state.leases = leases or _amqp_leases()
-        own_bus.on(SESSION_API_EVENTS, m.Message, projector.event)
-        own_bus.on(SESSION_API_LOGS, m.LogRecorded, projector.log_line)
-        async with own_bus as entered:
+        async with contextlib.AsyncExitStack() as stack:
+            entered = bus
+            if entered is None:  # deployments: our own connection; a given bus is entered
+                from proto.bus.amqp import AmqpBus
+
+                amqp = AmqpBus(AmqpSettings(), service="session-api", observer=metrics.bus)
+                entered = await stack.enter_async_context(amqp)
+            subs = [
+                await entered.subscribe(SESSION_API_EVENTS, m.Message, projector.event),
+                await entered.subscribe(SESSION_API_LOGS, m.LogRecorded, projector.log_line),
+            ]
             app.state.bus = entered
             task = asyncio.create_task(_reconcile(app, settings, entered))
             try:
                 yield
             finally:
+                app.state.bus = None
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-                app.state.bus = None
+                for sub in subs:
+                    await sub.close()
         await engine.dispose()
 
     app = FastAPI(

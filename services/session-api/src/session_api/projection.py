@@ -101,6 +101,9 @@ class Projector:
                 await db.commit()
             except IntegrityError:
                 await db.rollback()
+                return
+        for listener in self.listeners:
+            await listener(record)
 
     # --- microscopes and leases ---------------------------------------------------------
 
@@ -304,8 +307,9 @@ async def apply_state(
     exit_reason: str | None,
     detail: str | None,
 ) -> bool:
-    """Move ``run`` to ``state`` when the state machine allows it; returns whether it moved."""
-    if not can_move(RunState(run.state), state):
+    """Move ``run`` to ``state`` when the state machine allows it; returns whether it moved.
+    An ended run is final: a late or repeated event never changes its exit reason."""
+    if run.state == RunState.ENDED or not can_move(RunState(run.state), state):
         log.info("run %s: %s → %s ignored (not allowed)", run.id, run.state, state)
         return False
     run.state = state.value

@@ -47,21 +47,29 @@ class User:
         return ROLE_RANK[self.role] >= ROLE_RANK["operator"]
 
 
+def _b64(data: bytes) -> str:
+    # No "=" padding: a cookie value with "=" gets quoted, and quoting is not round-tripped.
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
 def _sign(key: bytes, payload: bytes) -> str:
-    return base64.urlsafe_b64encode(hmac.new(key, payload, hashlib.sha256).digest()).decode()
+    return _b64(hmac.new(key, payload, hashlib.sha256).digest())
 
 
 def encode_cookie(user: User, key: str) -> str:
     payload = json.dumps({"u": user.username, "r": user.role, "t": user.token}).encode()
-    body = base64.urlsafe_b64encode(payload).decode()
-    return f"{body}.{_sign(key.encode(), payload)}"
+    return f"{_b64(payload)}.{_sign(key.encode(), payload)}"
 
 
 def decode_cookie(value: str, key: str) -> User | None:
     """The user in a cookie made by :func:`encode_cookie`, ``None`` if forged or malformed."""
     body, _, signature = value.partition(".")
     try:
-        payload = base64.urlsafe_b64decode(body.encode())
+        payload = _unb64(body)
     except (ValueError, TypeError):
         return None
     if not hmac.compare_digest(signature, _sign(key.encode(), payload)):
@@ -98,6 +106,7 @@ def current_user(request: Request) -> User:
         # An htmx or stream request comes from a page: send the page itself back to login.
         page = request.headers.get("HX-Current-URL")
         raise LoginRequired(safe_next(_path_of(page) if page else target))
+    request.state.user = user
     return user
 
 

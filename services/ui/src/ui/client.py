@@ -220,6 +220,19 @@ class ApiClient:
             raise_for(response)
         return _stream(response)
 
+    async def log_history(
+        self, session_id: UUID, *, since: datetime | None = None, tail: int | None = None
+    ) -> list[LogLineView]:
+        """Every line with ``sent_at >= since`` (or the newest ``tail``), paging by id."""
+        page, out, after = 1000, [], None
+        while True:
+            batch = await self.logs(session_id, after_id=after, since=since, tail=tail, limit=page)
+            out.extend(batch)
+            if len(batch) < page:
+                break
+            after = batch[-1].id
+        return out[-tail:] if tail else out
+
     async def grid(self, session_id: UUID, grid_id: UUID) -> GridDetail:
         return await self._get(GridDetail, f"/api/sessions/{session_id}/grids/{grid_id}")
 
@@ -258,7 +271,9 @@ class ApiClient:
         await self._send("PUT", url, json={"enabled": enabled})
 
     async def decide(self, session_id: UUID, choice: Choice) -> RunView:
-        r = await self._send("POST", f"/api/sessions/{session_id}/decision", json={"choice": choice})
+        r = await self._send(
+            "POST", f"/api/sessions/{session_id}/decision", json={"choice": choice}
+        )
         return RunView.model_validate_json(r.content)
 
     async def add_targets(self, session_id: UUID, target_ids: list[UUID]) -> QueueView:

@@ -8,10 +8,12 @@ from uuid import UUID
 
 from proto.api import LeaseHolderView, MicroscopeView, QueueView, RunView, SessionView, VolumeView
 from proto.messages.base import Message
-from proto.messages.disk import DiskReported
+from proto.messages.disk import MicroscopeReported
 from proto.messages.image import (
     ExposureAcquired,
     ExposureProcessed,
+    GridFinished,
+    GridLoaded,
     ImageFailed,
     QueueUpdated,
 )
@@ -25,7 +27,6 @@ from proto.messages.run import (
     RunStateChanged,
 )
 from proto.states import ExitReason, RunState
-
 from ui.auth import User
 from ui.client import ApiClient, ApiError
 
@@ -63,8 +64,10 @@ class SessionContext:
     @property
     def pause_enabled(self) -> bool:
         run = self.run
-        return run.pause_between_grids if run is not None and run.state.live else (
-            self.session.pause_between_grids
+        return (
+            run.pause_between_grids
+            if run is not None and run.state.live
+            else (self.session.pause_between_grids)
         )
 
     @property
@@ -82,12 +85,26 @@ class SessionContext:
         return popups(self)
 
 
-async def load_session(api: ApiClient, session_id: UUID, user: User) -> SessionContext:
-    """The session with its microscope and queue; the last two are optional extras."""
-    session = await api.session(session_id)
-    scopes, queue = await asyncio.gather(
-        api.microscopes(), api.queue(session_id), return_exceptions=True
+async def _none() -> None:
+    return None
+
+
+async def load_session(
+    api: ApiClient, session_id: UUID, user: User, parts: frozenset[str] = frozenset({"*"})
+) -> SessionContext:
+    """The session, with its microscope and queue when ``parts`` need them (optional extras:
+    a failure there leaves them ``None``, except 401 which means the login expired)."""
+    every = "*" in parts
+    need_scope = every or bool(parts & {"disk", "popups", "controls"})
+    need_queue = every or "queue" in parts
+    session, scopes, queue = await asyncio.gather(
+        api.session(session_id),
+        api.microscopes() if need_scope else _none(),
+        api.queue(session_id) if need_queue else _none(),
+        return_exceptions=True,
     )
+    if isinstance(session, BaseException):
+        raise session
     for extra in (scopes, queue):
         if isinstance(extra, ApiError) and extra.status == 401:
             raise extra
@@ -139,8 +156,10 @@ def popups(ctx: SessionContext) -> list[Popup]:
                 _holder_links(holder, session),
             )
         )
-    if run is not None and run.state.live and (
-        run.state is RunState.STOPPING or run.stop_requested
+    if (
+        run is not None
+        and run.state.live
+        and (run.state is RunState.STOPPING or run.stop_requested)
     ):
         out.append(
             Popup(
@@ -201,10 +220,14 @@ class SessionFilter:
             return frozenset({"log"}) if mine else None
         if isinstance(m, LeaseGranted | LeaseReleased | LeaseLost):
             scope = m.holder.microscope_id
-            return frozenset({"process", "controls", "popups"}) if scope == self.microscope_id else None
+            return (
+                frozenset({"process", "controls", "popups"})
+                if scope == self.microscope_id
+                else None
+            )
         if isinstance(m, LeaseDenied):
             return frozenset({"popups"}) if m.microscope_id == self.microscope_id else None
-        if isinstance(m, DiskReported):
+        if isinstance(m, MicroscopeReported):
             return frozenset({"disk", "popups"}) if m.microscope_id == self.microscope_id else None
         if not mine:
             return None
@@ -218,6 +241,8 @@ class SessionFilter:
             return frozenset({"controls"})
         if isinstance(m, ExposureAcquired | ExposureProcessed | ImageFailed):
             return frozenset({"process"})
+        if isinstance(m, GridLoaded | GridFinished):
+            return frozenset({"process", "queue"})
         return None
 
 
@@ -233,7 +258,7 @@ class FacilityFilter:
             return None
         if isinstance(m, LeaseGranted | LeaseReleased | LeaseLost):
             scope = m.holder.microscope_id
-        elif isinstance(m, LeaseDenied | DiskReported):
+        elif isinstance(m, LeaseDenied | MicroscopeReported):
             scope = m.microscope_id
         elif isinstance(m, RunStateChanged | RunHeartbeatSent):
             scope = m.microscope_id

@@ -103,7 +103,10 @@ def simulate_atlas(
     rng = np.random.default_rng(seed)
     size = float(min(shape))
     rim_r = 0.45 * size * rng.uniform(0.97, 1.0)
-    rim_c = (shape[0] / 2 + rng.uniform(-0.02, 0.02) * size, shape[1] / 2 + rng.uniform(-0.02, 0.02) * size)
+    rim_c = (
+        shape[0] / 2 + rng.uniform(-0.02, 0.02) * size,
+        shape[1] / 2 + rng.uniform(-0.02, 0.02) * size,
+    )
     px_nm = pixel_size_nm if pixel_size_nm is not None else 1.25e6 / (0.45 * size)
     pitch = pitch_um * 1e3 / px_nm
     half_open = 0.5 * (pitch_um - bar_um) * 1e3 / px_nm
@@ -112,10 +115,19 @@ def simulate_atlas(
     lattice = Lattice(origin, pitch, angle)
     imin, imax, jmin, jmax = lattice.index_range(shape)
     ni, nj = imax - imin + 1, jmax - jmin + 1
-    grid_i, grid_j = np.meshgrid(np.arange(imin, imax + 1), np.arange(jmin, jmax + 1), indexing="ij")
-    centres = np.array([lattice.node(i, j) for i, j in zip(grid_i.ravel(), grid_j.ravel(), strict=True)])
+    grid_i, grid_j = np.meshgrid(
+        np.arange(imin, imax + 1), np.arange(jmin, jmax + 1), indexing="ij"
+    )
+    centres = np.array(
+        [
+            lattice.node(float(i), float(j))
+            for i, j in zip(grid_i.ravel(), grid_j.ravel(), strict=True)
+        ]
+    )
     g_dir = rng.uniform(0.0, 2.0 * math.pi)
-    proj = ((centres[:, 0] - rim_c[0]) * math.sin(g_dir) + (centres[:, 1] - rim_c[1]) * math.cos(g_dir)) / rim_r
+    proj = (
+        (centres[:, 0] - rim_c[0]) * math.sin(g_dir) + (centres[:, 1] - rim_c[1]) * math.cos(g_dir)
+    ) / rim_r
     gradient = 55.0 + 30.0 * np.clip(proj, -1.0, 1.0)
     classes, ice, crack, broken = _square_params(rng, ni * nj, gradient)
 
@@ -135,12 +147,16 @@ def simulate_atlas(
     ry = (np.arange(shape[0], dtype=np.float32) - np.float32(rim_c[0]))[:, None]
     rx = (np.arange(shape[1], dtype=np.float32) - np.float32(rim_c[1]))[None, :]
     trans[ry * ry + rx * rx > np.float32(rim_r * rim_r)] = _OPAQUE
-    contaminated = [(int(a), int(b)) for a, b, c in zip(grid_i.ravel(), grid_j.ravel(), classes, strict=True) if c == "contaminated"]
+    contaminated = [
+        (int(a), int(b))
+        for a, b, c in zip(grid_i.ravel(), grid_j.ravel(), classes, strict=True)
+        if c == "contaminated"
+    ]
     _add_contamination(rng, trans, lattice, contaminated, half_open)
     trans = gaussian_blur(trans, 1.0, workers=fft_workers)
     image = poisson_counts(rng, trans * np.float32(i0))
 
-    squares = []
+    squares: list[SquareTruth] = []
     corners = np.array([(-1, -1), (-1, 1), (1, -1), (1, 1)]) * half_open
     for k, (cy, cx) in enumerate(centres):
         i, j = int(grid_i.ravel()[k]), int(grid_j.ravel()[k])

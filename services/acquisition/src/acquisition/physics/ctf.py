@@ -45,7 +45,7 @@ TIERS: dict[str, Tier] = {
     "realistic": Tier(
         "realistic", (6000.0, 30000.0), 1000.0, (70.0, 110.0), 0.4, 0.04, (20.0, 80.0)
     ),
-    "hard": Tier("hard", (4000.0, 40000.0), 2000.0, (150.0, 250.0), 0.06, 0.08, (60.0, 150.0)),
+    "hard": Tier("hard", (5000.0, 40000.0), 1500.0, (120.0, 180.0), 0.12, 0.08, (60.0, 150.0)),
 }
 
 
@@ -82,7 +82,7 @@ def ctf_rfft(shape: tuple[int, int], pixel_size_a: float, ctf: CtfTruth) -> F32:
     out = -np.sin(chi)
     if ctf.b_factor_a2:
         out *= np.exp(np.float32(-ctf.b_factor_a2 / 4.0) * g2)
-    return out.astype(np.float32, copy=False)
+    return np.asarray(out, dtype=np.float32)
 
 
 def draw_ctf(rng: np.random.Generator, tier: Tier) -> CtfTruth:
@@ -121,7 +121,7 @@ def clean_image(
     background = power_law_field(rng, shape, exponent=1.0, f_min=2.0 / max(shape), workers=workers)
     spec += sfft.rfft2(background, workers=workers) * np.float32(tier.background)
     spec[0, 0] += np.float32(shape[0] * shape[1])
-    return spec.astype(np.complex64, copy=False)
+    return np.asarray(spec, dtype=np.complex64)
 
 
 def simulate_micrograph(

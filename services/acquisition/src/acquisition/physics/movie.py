@@ -47,9 +47,7 @@ def drift_trajectory(
     return pos
 
 
-def _local_frame(
-    image: F32, shift: F64, amplitude: float, frac: float, coeffs: F64
-) -> F32:
+def _local_frame(image: F32, shift: F64, amplitude: float, frac: float, coeffs: F64) -> F32:
     """Warp ``image`` by the global shift plus a smooth quadratic field scaled by ``frac``."""
     ny, nx = image.shape
     yy = np.linspace(-1.0, 1.0, ny, dtype=np.float32)[:, None]
@@ -60,7 +58,8 @@ def _local_frame(
     rows = np.arange(ny, dtype=np.float32)[:, None] - np.float32(shift[0]) - uy
     cols = np.arange(nx, dtype=np.float32)[None, :] - np.float32(shift[1]) - ux
     coords = np.stack(np.broadcast_arrays(rows, cols))
-    return ndimage.map_coordinates(image, coords, order=1, mode="grid-wrap").astype(np.float32)
+    warped = ndimage.map_coordinates(image, coords, order=1, mode="grid-wrap")
+    return np.asarray(warped, dtype=np.float32)
 
 
 def simulate_movie(

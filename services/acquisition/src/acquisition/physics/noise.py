@@ -34,7 +34,7 @@ def poisson_counts(rng: np.random.Generator, lam: F32) -> F32:
         noise = rng.standard_normal(lam.shape, dtype=np.float32)
         out = np.rint(lam + np.sqrt(lam) * noise)
         np.maximum(out, 0.0, out=out)
-        return out.astype(np.float32, copy=False)
+        return np.asarray(out, dtype=np.float32)
     # Inversion: count k is the number of Poisson CDF steps that u exceeds. The first steps
     # run on whole arrays (no gathers); the rare long tails finish on an index list.
     flat = lam.ravel()
@@ -92,7 +92,7 @@ def fourier_shift_real(
     ex = np.exp(-2j * np.pi * fx * shift_yx[1]).astype(np.complex64)
     shifted = spectrum * ey
     shifted *= ex
-    return sfft.irfft2(shifted, s=shape, workers=workers).astype(np.float32, copy=False)
+    return np.asarray(sfft.irfft2(shifted, s=shape, workers=workers), dtype=np.float32)
 
 
 def power_law_field(
@@ -119,7 +119,7 @@ def power_law_field(
     amp[0, 0] = 0.0
     white = rng.standard_normal(shape, dtype=np.float32)
     field = sfft.irfft2(sfft.rfft2(white, workers=workers) * amp, s=shape, workers=workers)
-    field = field.astype(np.float32, copy=False)
+    field = np.asarray(field, dtype=np.float32)
     std = float(field.std())
     if std > 0:
         field /= np.float32(std)
@@ -131,4 +131,4 @@ def gaussian_blur(image: F32, sigma_px: float, *, workers: int = 1) -> F32:
     fy, fx = freq_grid((image.shape[0], image.shape[1]))
     g = np.exp(np.float32(-2.0 * (np.pi * sigma_px) ** 2) * (fy * fy + fx * fx))
     out = sfft.irfft2(sfft.rfft2(image, workers=workers) * g, s=image.shape, workers=workers)
-    return out.astype(np.float32, copy=False)
+    return np.asarray(out, dtype=np.float32)

@@ -30,7 +30,9 @@ _CARBON_TRANSMISSION = math.exp(-0.45)
 _OPAQUE = 0.01
 
 
-def _hole_ice(rng: np.random.Generator, rho: npt.NDArray[np.float64], grad: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], list[str]]:
+def _hole_ice(
+    rng: np.random.Generator, rho: npt.NDArray[np.float64], grad: npt.NDArray[np.float64]
+) -> tuple[npt.NDArray[np.float64], list[str]]:
     """Ice per hole from the bowl profile; classes with a 90-120 nm gap between good/thick."""
     centre, edge = rng.uniform(20.0, 60.0), rng.uniform(150.0, 300.0)
     ice = centre + (edge - centre) * rho**4 + grad + rng.normal(0.0, 8.0, rho.shape)
@@ -80,13 +82,21 @@ def simulate_square(
     half_open = 0.5 * open_um * 1e3 / px_nm
     radius = 0.5 * diam_um * 1e3 / px_nm
     pitch = pitch_um * 1e3 / px_nm
-    centre = (shape[0] / 2 + rng.uniform(-0.03, 0.03) * shape[0], shape[1] / 2 + rng.uniform(-0.03, 0.03) * shape[1])
+    centre = (
+        shape[0] / 2 + rng.uniform(-0.03, 0.03) * shape[0],
+        shape[1] / 2 + rng.uniform(-0.03, 0.03) * shape[1],
+    )
     opening = Lattice(centre, 4.0 * half_open, rng.uniform(0.0, 0.5 * math.pi))
-    holes = Lattice((centre[0] + rng.uniform(0, pitch), centre[1] + rng.uniform(0, pitch)), pitch, rng.uniform(0.0, 0.5 * math.pi))
+    holes = Lattice(
+        (centre[0] + rng.uniform(0, pitch), centre[1] + rng.uniform(0, pitch)),
+        pitch,
+        rng.uniform(0.0, 0.5 * math.pi),
+    )
     imin, imax, jmin, jmax = holes.index_range(shape)
     gi, gj = np.meshgrid(np.arange(imin, imax + 1), np.arange(jmin, jmax + 1), indexing="ij")
-    gi, gj = gi.ravel(), gj.ravel()
-    sites = np.array([holes.node(i, j) for i, j in zip(gi, gj, strict=True)])
+    sites = np.array(
+        [holes.node(float(i), float(j)) for i, j in zip(gi.ravel(), gj.ravel(), strict=True)]
+    )
     oc, os_ = math.cos(opening.angle_rad), math.sin(opening.angle_rad)
     sa = (sites[:, 1] - centre[1]) * oc + (sites[:, 0] - centre[0]) * os_
     sb = (sites[:, 0] - centre[0]) * oc - (sites[:, 1] - centre[1]) * os_
@@ -99,7 +109,9 @@ def simulate_square(
     is_open = np.maximum(np.abs(du), np.abs(dv)) < np.float32(half_open)
     bowl = np.float32(0.7) * np.hypot(du, dv) / np.float32(half_open)
     carbon_ice = np.float32(40.0) + np.float32(120.0) * bowl**4
-    trans = np.exp(carbon_ice * np.float32(-1.0 / MEAN_FREE_PATH_NM)) * np.float32(_CARBON_TRANSMISSION)
+    trans = np.exp(carbon_ice * np.float32(-1.0 / MEAN_FREE_PATH_NM)) * np.float32(
+        _CARBON_TRANSMISSION
+    )
     hi, hj, hu, hv = holes.coords(shape)
     ni, nj = imax - imin + 1, jmax - jmin + 1
     site = (np.clip(hi - imin, 0, ni - 1) * nj + np.clip(hj - jmin, 0, nj - 1)).astype(np.int32)
@@ -113,10 +125,21 @@ def simulate_square(
     image = poisson_counts(rng, trans * np.float32(i0))
 
     limit = half_open - radius - 0.5
-    inside_img = (sites[:, 0] >= radius) & (sites[:, 0] <= shape[0] - 1 - radius) & (sites[:, 1] >= radius) & (sites[:, 1] <= shape[1] - 1 - radius)
+    inside_img = (
+        (sites[:, 0] >= radius)
+        & (sites[:, 0] <= shape[0] - 1 - radius)
+        & (sites[:, 1] >= radius)
+        & (sites[:, 1] <= shape[1] - 1 - radius)
+    )
     keep = (np.abs(sa) <= limit) & (np.abs(sb) <= limit) & inside_img
     truth_holes = tuple(
-        HoleTruth(id=n, centre=(float(sites[k, 0]), float(sites[k, 1])), radius_px=radius, cls=classes[k], ice_nm=float(ice[k]))
+        HoleTruth(
+            id=n,
+            centre=(float(sites[k, 0]), float(sites[k, 1])),
+            radius_px=radius,
+            cls=classes[k],
+            ice_nm=float(ice[k]),
+        )
         for n, k in enumerate(np.flatnonzero(keep))
     )
     truth = SquareImageTruth(
@@ -135,7 +158,9 @@ def simulate_square(
     return image, truth
 
 
-def _blob(rng: np.random.Generator, trans: F32, site: npt.NDArray[np.float64], radius: float) -> None:
+def _blob(
+    rng: np.random.Generator, trans: F32, site: npt.NDArray[np.float64], radius: float
+) -> None:
     """Darken (transmission x 0.08) one or two contamination blobs over a hole, in place."""
     ny, nx = trans.shape
     for _ in range(int(rng.integers(1, 3))):

@@ -68,7 +68,7 @@ def _fourier_lattice(trans: F32, opening: npt.NDArray[np.bool_], workers: int) -
     fx = (np.arange(nx) - cx)[None, :] / nx
     f = np.hypot(fy, fx)
     power[(f < 1.0 / 150.0) | (f > 1.0 / 6.0)] = 0.0
-    peak = np.unravel_index(int(np.argmax(power)), power.shape)
+    peak = tuple(int(v) for v in np.unravel_index(int(np.argmax(power)), power.shape))
     k1 = _refine_peak(power, peak, cy, cx, ny, nx)
     k2_guess = (-k1[1] * ny / nx, k1[0] * nx / ny)
     p2 = (int(round(cy + k2_guess[0] * ny)), int(round(cx + k2_guess[1] * nx)))

@@ -35,11 +35,13 @@ class LatticeFit:
     def to_index(self, points: F64) -> F64:
         """Fractional lattice indices ``(n, 2)`` of pixel points ``(n, 2)``."""
         inv = np.linalg.inv(self.basis())
-        return (np.asarray(points, dtype=np.float64) - np.array(self.origin)) @ inv.T
+        out = (np.asarray(points, dtype=np.float64) - np.array(self.origin)) @ inv.T
+        return np.asarray(out, dtype=np.float64)
 
     def nodes(self, indices: F64) -> F64:
         """Pixel positions ``(n, 2)`` of lattice indices ``(n, 2)``."""
-        return np.asarray(indices, dtype=np.float64) @ self.basis().T + np.array(self.origin)
+        out = np.asarray(indices, dtype=np.float64) @ self.basis().T + np.array(self.origin)
+        return np.asarray(out, dtype=np.float64)
 
     def scaled(self, factor: float) -> LatticeFit:
         """The same lattice in coordinates scaled by ``factor`` (e.g. binned -> full)."""
@@ -54,7 +56,9 @@ class LatticeFit:
         ij = self.to_index(corners)
         lo = np.floor(ij.min(axis=0)) - 1
         hi = np.ceil(ij.max(axis=0)) + 1
-        gi, gj = np.meshgrid(np.arange(lo[0], hi[0] + 1), np.arange(lo[1], hi[1] + 1), indexing="ij")
+        gi, gj = np.meshgrid(
+            np.arange(lo[0], hi[0] + 1), np.arange(lo[1], hi[1] + 1), indexing="ij"
+        )
         return np.stack([gi.ravel(), gj.ravel()], axis=1)
 
 
@@ -82,7 +86,9 @@ def basis_from_points(points: F64) -> tuple[float, float] | None:
     return float(np.median(lengths[ok])), angle
 
 
-def fit_lattice(points: F64, pitch: float, angle: float, *, iterations: int = 4) -> LatticeFit | None:
+def fit_lattice(
+    points: F64, pitch: float, angle: float, *, iterations: int = 4
+) -> LatticeFit | None:
     """Least-squares lattice through node positions, given an approximate pitch and angle.
 
     Points that sit more than 0.2 pitch off the lattice are dropped as outliers.
@@ -94,7 +100,9 @@ def fit_lattice(points: F64, pitch: float, angle: float, *, iterations: int = 4)
     c, s = math.cos(angle), math.sin(angle)
     centre = np.median(pts, axis=0)
     start = pts[np.argmin(((pts - centre) ** 2).sum(axis=1))]
-    fit = LatticeFit((float(start[0]), float(start[1])), (pitch * s, pitch * c), (pitch * c, -pitch * s))
+    fit = LatticeFit(
+        (float(start[0]), float(start[1])), (pitch * s, pitch * c), (pitch * c, -pitch * s)
+    )
     keep = np.ones(len(pts), dtype=bool)
     for _ in range(iterations):
         ij = np.rint(fit.to_index(pts))
@@ -118,4 +126,5 @@ def bin_image(image: npt.NDArray[np.floating], factor: int) -> npt.NDArray[np.fl
         return np.asarray(image, dtype=np.float32)
     ny, nx = (image.shape[0] // factor) * factor, (image.shape[1] // factor) * factor
     view = np.asarray(image[:ny, :nx], dtype=np.float32)
-    return view.reshape(ny // factor, factor, nx // factor, factor).mean(axis=(1, 3), dtype=np.float32)
+    binned = view.reshape(ny // factor, factor, nx // factor, factor).mean(axis=(1, 3))
+    return np.asarray(binned, dtype=np.float32)

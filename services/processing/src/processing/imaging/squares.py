@@ -220,7 +220,12 @@ def find_squares(
 
 
 def _squares_on_lattice(
-    trans: F32, mask: npt.NDArray[np.bool_], lattice: LatticeFit, half: float, factor: int, mfp_nm: float
+    trans: F32,
+    mask: npt.NDArray[np.bool_],
+    lattice: LatticeFit,
+    half: float,
+    factor: int,
+    mfp_nm: float,
 ) -> list[FoundSquare]:
     ny, nx = trans.shape
     circle = _rim_circle(mask)

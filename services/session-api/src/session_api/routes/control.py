@@ -87,17 +87,19 @@ async def begin_run(
     ).all()
     if not grids:
         raise HTTPException(status.HTTP_409_CONFLICT, f"every grid of {session.name} is done")
-    run_id = uuid.uuid4()
+    run_id, name, session_id = uuid.uuid4(), session.name, session.id
     claimed = await db.execute(
         update(Session)
         .where(Session.id == session.id, Session.live_run_id.is_(None))
         .values(live_run_id=run_id)
     )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
-        await db.rollback()
-        live = await live_run_of(db, await session_or_404(db, session.id))
-        name = f"run {live.id} is {live.state}" if live else "another start won"
-        raise HTTPException(status.HTTP_409_CONFLICT, f"{session.name}: {name}; stop it first")
+        await db.rollback()  # expires ``session``: read nothing lazily from it after this
+        live = await db.scalar(
+            select(Run).join(Session, Session.live_run_id == Run.id).where(Session.id == session_id)
+        )
+        what = f"run {live.id} is {live.state}" if live else "another start came first"
+        raise HTTPException(status.HTTP_409_CONFLICT, f"{name}: {what}; stop it first")
     number = (
         await db.scalar(select(func.max(Run.number)).where(Run.session_id == session.id))
     ) or 0

@@ -99,6 +99,7 @@ async def create_session(
         pause_between_grids=body.pause_between_grids,
     )
     db.add(session)
+    await db.flush()  # no ORM relationship orders the inserts: the session row goes first
     for position, name in enumerate(body.grids, start=1):
         db.add(Grid(session_id=session.id, name=name, position=position))
     await db.commit()

@@ -1,0 +1,76 @@
+"""The microscope driver interface: what the run loop asks of a microscope.
+
+A driver for a real scope (SerialEM's Python interface, say) implements :class:`Microscope`;
+the simulated microscope in :mod:`acquisition.simulator` ships. Every method may take real
+time; none may be called without holding the microscope's lease (the run loop makes sure).
+Coordinates are pixels of the parent image: squares on the grid's atlas, holes on the square's
+image; the driver maps them to stage positions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from proto.errors import PermanentError, TransientError
+from proto.messages import GridSpec, ImageRef, Target, VolumeStatus
+
+
+class DriverError(TransientError):
+    """The microscope refused or failed an operation (stage error, lost connection)."""
+
+
+class DiskFull(PermanentError):
+    """A data volume has no room for the next file."""
+
+
+@dataclass(frozen=True)
+class AcquiredMovie:
+    """An exposure written to disk."""
+
+    path: Path
+    n_frames: int
+    dose_e_per_a2: float
+    pixel_size_a: float
+    shape: tuple[int, int, int]
+
+
+class Microscope(Protocol):
+    """One microscope, driven by one run at a time."""
+
+    id: str
+    name: str
+    driver: str
+
+    async def connect(self) -> None:
+        """Open the connection to the scope. Raises ``DriverError``."""
+        ...
+
+    async def disconnect(self) -> None:
+        """Close the connection (idempotent, never raises)."""
+        ...
+
+    async def load_grid(self, grid: GridSpec) -> None:
+        """Load ``grid`` from the cassette onto the stage."""
+        ...
+
+    async def atlas(self, grid: GridSpec, out_dir: Path) -> ImageRef:
+        """Take the whole-grid montage; returns the MRC (and a PNG preview) written."""
+        ...
+
+    async def move_stage(self, target: Target) -> None:
+        """Move to a square (on the atlas) or a hole (on its square's image)."""
+        ...
+
+    async def image_square(self, grid: GridSpec, square: Target, out_dir: Path) -> ImageRef:
+        """Image the square the stage is at."""
+        ...
+
+    async def expose(self, grid: GridSpec, hole: Target, out_dir: Path) -> AcquiredMovie:
+        """Record a movie of the hole the stage is at. Raises ``DiskFull``."""
+        ...
+
+    def volumes(self) -> list[VolumeStatus]:
+        """The data volumes this scope writes to, with their free space now."""
+        ...

@@ -1,0 +1,443 @@
+"""The run loop: one run of a session's screening on one microscope.
+
+Takes the lease before touching the scope; per grid: load → atlas → squares found by
+processing → square images → holes found by processing → exposures handed to processing.
+Stop is soft (the current acquisition finishes; the run stops when it next asks its queue)
+and honoured in every wait; losing the lease stops all driving at the next safe point.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from uuid import UUID, uuid4
+
+from acquisition import commands
+from acquisition.driver import DiskFull, DriverError, Microscope
+from acquisition.queue import Entry, RunQueue
+from acquisition.simulator.scope import run_dir
+from acquisition.waits import LeaseGone, SkipGrid, StopRequested, interruptible
+from proto import messages as m
+from proto.bus.base import Bus, Subscription
+from proto.errors import LeaseBusy
+from proto.lease.base import HeldLease, LeaseManager
+from proto.messages.run import Choice
+from proto.states import ExitReason, RunState, can_move
+from proto.topology import EVENTS, transient_queue
+
+log = logging.getLogger("acquisition.run")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    data_root: Path
+    finder_timeout_s: float = 120.0
+    heartbeat_s: float = 2.0
+    squares_per_grid: int = 3
+    holes_per_square: int = 4
+
+
+class RunLoop:
+    """Executes one ``StartRun``; :meth:`execute` returns how the run ended."""
+
+    def __init__(
+        self,
+        start: m.StartRun,
+        *,
+        bus: Bus,
+        leases: LeaseManager,
+        scope: Microscope,
+        settings: RunSettings,
+        host: str,
+        pid: int,
+    ) -> None:
+        self.start, self.bus, self.leases, self.scope = start, bus, leases, scope
+        self.settings, self.host, self.pid = settings, host, pid
+        self.run_id = start.run_id
+        self.state = RunState.STARTING
+        self.commands: asyncio.Queue[m.Message] = asyncio.Queue()
+        self.stop, self.lost = asyncio.Event(), asyncio.Event()
+        self.decided = asyncio.Event()
+        self.decision: Choice | None = None
+        self.stopped_by: str | None = None
+        self.pause = start.pause_between_grids
+        self.queue = RunQueue()
+        self.known: dict[UUID, m.Target] = {}
+        self.grid: m.GridSpec | None = None
+        self.lease: HeldLease | None = None
+        self._results: dict[UUID, asyncio.Future[tuple[m.Target, ...]]] = {}
+        self._extra = {
+            "run_id": str(start.run_id),
+            "session_id": str(start.session_id),
+            "microscope_id": start.microscope_id,
+            "panel": "acquisition",
+        }
+
+    # --- logging and events -------------------------------------------------------------
+
+    def info(self, text: str, *args: object) -> None:
+        log.info(text, *args, extra=self._extra)
+
+    def warn(self, text: str, *args: object) -> None:
+        log.warning(text, *args, extra=self._extra)
+
+    def error(self, text: str, *args: object) -> None:
+        log.error(text, *args, extra=self._extra)
+
+    async def set_state(
+        self,
+        state: RunState,
+        exit_reason: ExitReason | None = None,
+        detail: str | None = None,
+        requested_by: str | None = None,
+    ) -> None:
+        """Move and announce; once stopping, the run only moves on to ``ended``."""
+        if self.state == RunState.STOPPING and state != RunState.ENDED:
+            return
+        if not can_move(self.state, state) or (state == self.state and state != RunState.STARTING):
+            return
+        self.state = state
+        await self.bus.publish(
+            m.RunStateChanged(
+                run_id=self.run_id,
+                session_id=self.start.session_id,
+                microscope_id=self.start.microscope_id,
+                state=state,
+                exit_reason=exit_reason,
+                detail=detail,
+                host=self.host,
+                pid=self.pid,
+                requested_by=requested_by,
+            )
+        )
+
+    async def publish_queue(self) -> None:
+        await self.bus.publish(
+            m.QueueUpdated(
+                run_id=self.run_id,
+                session_id=self.start.session_id,
+                items=self.queue.items(),
+                counts=self.queue.counts(),
+            )
+        )
+
+    # --- the run ------------------------------------------------------------------------
+
+    async def execute(self) -> tuple[ExitReason, str]:
+        """Run to the end. Cancelling the task is force-kill: nothing more is announced."""
+        pump = asyncio.create_task(commands.pump(self), name=f"commands {self.run_id}")
+        sub: Subscription | None = None
+        tasks: list[asyncio.Task[None]] = []
+        killed = False
+        try:
+            await self.set_state(RunState.STARTING)
+            holder = m.LeaseHolder(
+                microscope_id=self.start.microscope_id,
+                session_id=self.start.session_id,
+                session_name=self.start.session_name,
+                run_id=self.run_id,
+                host=self.host,
+                pid=self.pid,
+            )
+            try:
+                self.lease = await self.leases.acquire(holder)
+            except LeaseBusy as busy:
+                return await self._locked(holder, busy)
+            await self.bus.publish(m.LeaseGranted(run_id=self.run_id, holder=holder))
+            tasks = [
+                asyncio.create_task(self._heartbeat()),
+                asyncio.create_task(self._watch_lease(self.lease)),
+            ]
+            sub = await self.bus.subscribe(
+                transient_queue("acquisition-run", EVENTS, ("squares.found", "holes.found")),
+                m.Message,
+                self._on_result,
+            )
+            reason, detail = await self._screen()
+        except asyncio.CancelledError:
+            killed = True
+            raise
+        finally:
+            pump.cancel()
+            for task in tasks:
+                task.cancel()
+            if sub is not None:
+                with contextlib.suppress(Exception):
+                    await sub.close()
+            await self._let_go(killed)
+        await self.set_state(RunState.ENDED, reason, detail)
+        return reason, detail
+
+    async def _locked(self, holder: m.LeaseHolder, busy: LeaseBusy) -> tuple[ExitReason, str]:
+        who = busy.holder.describe() if isinstance(busy.holder, m.LeaseHolder) else "another run"
+        detail = f"microscope {self.scope.name} is locked by {who}"
+        self.error("%s; not connecting to the scope", detail)
+        other = busy.holder if isinstance(busy.holder, m.LeaseHolder) else None
+        await self.bus.publish(
+            m.LeaseDenied(
+                run_id=self.run_id,
+                microscope_id=self.start.microscope_id,
+                requester=holder,
+                holder=other,
+            )
+        )
+        await self.set_state(RunState.ENDED, ExitReason.LOCKED, detail)
+        return ExitReason.LOCKED, detail
+
+    async def _let_go(self, killed: bool) -> None:
+        """Disconnect, then release the lease (so a new Start right after finds it free)."""
+        with contextlib.suppress(Exception):
+            await self.scope.disconnect()
+        if self.lease is None:
+            return
+        lost = self.lease.lost.is_set()
+        await self.lease.release()
+        if killed:
+            return
+        holder = self.lease.holder
+        with contextlib.suppress(Exception):
+            if lost:
+                reason = self.lease.lost_reason or "lost"
+                await self.bus.publish(
+                    m.LeaseLost(run_id=self.run_id, holder=holder, reason=reason)
+                )
+            else:
+                await self.bus.publish(m.LeaseReleased(run_id=self.run_id, holder=holder))
+
+    async def _screen(self) -> tuple[ExitReason, str]:
+        try:
+            self.safe_point()
+            self.info("connecting to %s (%s)", self.scope.name, self.scope.driver)
+            await self.scope.connect()
+            await self.set_state(RunState.RUNNING)
+            grids = self.start.grids
+            for index, grid in enumerate(grids):
+                await self._grid(grid, has_next=index < len(grids) - 1)
+            if self.stop.is_set():
+                raise StopRequested()
+            self.info("all %d grids screened; %d exposures", len(grids), self.queue.exposures)
+            return ExitReason.COMPLETED, f"{len(grids)} grids screened"
+        except StopRequested:
+            self.info("stopped as asked by %s", self.stopped_by or "an operator")
+            return ExitReason.STOPPED, f"stopped by {self.stopped_by or 'an operator'}"
+        except LeaseGone:
+            why = self.lease.lost_reason if self.lease else "lease lost"
+            self.error("lease lost (%s): stopped driving the scope", why)
+            return ExitReason.LOST, f"lease lost: {why}"
+        except (DriverError, DiskFull) as exc:
+            self.error("the microscope failed: %s", exc)
+            return ExitReason.FAILED, str(exc)
+        except Exception as exc:
+            log.exception("run failed", extra=self._extra)
+            return ExitReason.FAILED, f"{type(exc).__name__}: {exc}"
+
+    def safe_point(self) -> None:
+        """Between acquisitions: stop driving when the lease is gone or a stop arrived."""
+        if self.lost.is_set():
+            raise LeaseGone()
+        if self.stop.is_set():
+            raise StopRequested()
+
+    # --- one grid -----------------------------------------------------------------------
+
+    async def _grid(self, grid: m.GridSpec, *, has_next: bool) -> None:
+        self.safe_point()
+        self.grid = grid
+        out = run_dir(
+            self.settings.data_root, self.start.microscope_id, self.start.session_name, self.run_id
+        )
+        out = out / f"grid{grid.position:02d}"
+        self.info("loading grid %s (cassette position %d)", grid.name, grid.position)
+        await self.scope.load_grid(grid)
+        await self.bus.publish(
+            m.GridLoaded(
+                run_id=self.run_id,
+                grid_id=grid.grid_id,
+                grid_name=grid.name,
+                position=grid.position,
+            )
+        )
+        self.safe_point()
+        self.info("acquiring the atlas of grid %s", grid.name)
+        atlas_id = uuid4()
+        expected = self._expect(atlas_id)
+        ref = await self.scope.atlas(grid, out)
+        await self.bus.publish(
+            m.AtlasAcquired(run_id=self.run_id, grid_id=grid.grid_id, atlas_id=atlas_id, image=ref)
+        )
+        squares = await self._await_finder(expected, f"squares on the atlas of grid {grid.name}")
+        chosen = self._pick(squares, self.settings.squares_per_grid, "square")
+        good = sum(1 for s in squares if s.cls == "good")
+        self.info(
+            "%d squares found on grid %s (%d good); queued the best %d",
+            len(squares),
+            grid.name,
+            good,
+            len(chosen),
+        )
+        self.queue.add(chosen, grid.name)
+        await self.publish_queue()
+        try:
+            while True:
+                entry = self.next_entry()
+                if entry is None:
+                    if not self.pause:
+                        break
+                    if await commands.prompt(self, grid, has_next, "grid_done") == "next_grid":
+                        break
+                    continue
+                await self.publish_queue()
+                await self._acquire(entry, grid, out, has_next)
+                await self.publish_queue()
+        except SkipGrid:
+            self.info("moving on to the next grid as asked")
+        await self.bus.publish(
+            m.GridFinished(
+                run_id=self.run_id,
+                grid_id=grid.grid_id,
+                grid_name=grid.name,
+                exposures=self.queue.exposures,
+            )
+        )
+        self.queue.clear_grid()
+        await self.publish_queue()
+
+    def next_entry(self) -> Entry | None:
+        """Ask the queue for the next target: this is where a soft stop takes effect."""
+        self.safe_point()
+        return self.queue.next()
+
+    def _pick(self, found: tuple[m.Target, ...], n: int, kind: str) -> list[m.Target]:
+        self.known.update({t.target_id: t for t in found})
+        good = sorted((t for t in found if t.cls == "good"), key=lambda t: -t.score)
+        return good[:n]
+
+    async def _acquire(self, entry: Entry, grid: m.GridSpec, out: Path, has_next: bool) -> None:
+        t = entry.target
+        try:
+            if t.kind == "square":
+                await self._square(t, grid, out)
+            else:
+                await commands.disk_guard(self, grid, has_next)
+                await self._exposure(t, grid, out)
+            entry.status = "done"
+        except DriverError as exc:
+            entry.status = "failed"
+            if not getattr(self.scope, "connected", True):
+                raise
+            self.warn("%s %s skipped: %s", t.kind, t.target_id.hex[:6], exc)
+
+    async def _square(self, square: m.Target, grid: m.GridSpec, out: Path) -> None:
+        self.safe_point()
+        await self.scope.move_stage(square)
+        ref = await self.scope.image_square(grid, square, out)
+        expected = self._expect(square.target_id)
+        await self.bus.publish(
+            m.SquareAcquired(
+                run_id=self.run_id, grid_id=grid.grid_id, square_id=square.target_id, image=ref
+            )
+        )
+        holes = await self._await_finder(expected, f"holes on square {square.target_id.hex[:6]}")
+        chosen = self._pick(holes, self.settings.holes_per_square, "hole")
+        usable = sum(1 for h in holes if h.cls == "good")
+        self.info(
+            "square %s: %d holes (%d usable); queued %d",
+            square.target_id.hex[:6],
+            len(holes),
+            usable,
+            len(chosen),
+        )
+        self.queue.add(chosen, grid.name, front=True)
+
+    async def _exposure(self, hole: m.Target, grid: m.GridSpec, out: Path) -> None:
+        self.safe_point()
+        await self.scope.move_stage(hole)
+        self.safe_point()
+        movie = await self.scope.expose(grid, hole, out)
+        self.queue.exposures += 1
+        exposure_id = uuid4()
+        ref = m.ImageRef(path=str(movie.path), pixel_size_a=movie.pixel_size_a, shape=movie.shape)
+        await self.bus.publish(
+            m.ExposureAcquired(
+                run_id=self.run_id,
+                grid_id=grid.grid_id,
+                hole_id=hole.target_id,
+                exposure_id=exposure_id,
+                movie=ref,
+                n_frames=movie.n_frames,
+                dose_e_per_a2=movie.dose_e_per_a2,
+            )
+        )
+        self.info(
+            "exposure %d on hole %s → %s",
+            self.queue.exposures,
+            hole.target_id.hex[:6],
+            movie.path.name,
+        )
+
+    # --- finder results -----------------------------------------------------------------
+
+    def _expect(self, parent_id: UUID) -> asyncio.Future[tuple[m.Target, ...]]:
+        future = self._results.get(parent_id)
+        if future is None:
+            future = self._results[parent_id] = asyncio.get_running_loop().create_future()
+        return future
+
+    async def _on_result(self, message: m.Message) -> None:
+        if message.run_id != self.run_id:
+            return
+        if isinstance(message, m.SquaresFound):
+            parent, found = message.atlas_id, message.squares
+        elif isinstance(message, m.HolesFound):
+            parent, found = message.square_id, message.holes
+        else:
+            return
+        future = self._expect(parent)
+        if not future.done():
+            future.set_result(found)
+
+    async def _await_finder(
+        self, expected: asyncio.Future[tuple[m.Target, ...]], what: str
+    ) -> tuple[m.Target, ...]:
+        timeout = self.settings.finder_timeout_s
+        self.info("waiting up to %.0f s for processing to find %s", timeout, what)
+        try:
+            return await interruptible(
+                asyncio.shield(expected), stop=self.stop, lost=self.lost, timeout=timeout
+            )
+        except TimeoutError:
+            self.error(
+                "no answer from processing about %s within %.0f s; is processing running?",
+                what,
+                timeout,
+            )
+            return ()
+
+    # --- background ---------------------------------------------------------------------
+
+    async def _heartbeat(self) -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                await self.bus.publish(
+                    m.RunHeartbeatSent(
+                        run_id=self.run_id,
+                        session_id=self.start.session_id,
+                        microscope_id=self.start.microscope_id,
+                        state=self.state,
+                        host=self.host,
+                        pid=self.pid,
+                    )
+                )
+            await asyncio.sleep(self.settings.heartbeat_s)  # periodic by design
+
+    async def _watch_lease(self, lease: HeldLease) -> None:
+        await lease.lost.wait()
+        self.error(
+            "lease of %s lost: %s; no more stage moves or exposures",
+            self.scope.name,
+            lease.lost_reason,
+        )
+        self.lost.set()

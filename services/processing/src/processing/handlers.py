@@ -1,0 +1,200 @@
+"""Thin handlers: validate, act (in a worker thread), publish. Idempotent on the image id.
+
+Result messages get ids derived from the image's id, so a redelivered image (another worker,
+a retry) yields the same result message, which consumers already dedupe by ``message_id``;
+target ids are derived the same way, so a square is the same square however often it is found.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import ParamSpec, TypeVar
+from uuid import UUID, uuid5
+
+from processing import pipeline
+from processing.settings import ProcessingSettings
+from proto import messages as m
+from proto.bus.base import Bus
+from proto.errors import CorruptImage
+
+log = logging.getLogger("processing.handlers")
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class Handlers:
+    def __init__(self, bus: Bus, settings: ProcessingSettings) -> None:
+        self.bus, self.settings = bus, settings
+
+    def _extra(self, run_id: UUID | None) -> dict[str, str]:
+        return {"run_id": str(run_id), "panel": "processing"}
+
+    async def finders(self, message: m.Message) -> None:
+        """``processing.finders``: squares on atlases, holes on square images."""
+        if isinstance(message, m.AtlasAcquired):
+            await self._squares(message)
+        elif isinstance(message, m.SquareAcquired):
+            await self._holes(message)
+
+    async def _squares(self, e: m.AtlasAcquired) -> None:
+        started = time.perf_counter()
+        found = await self._guard(
+            e.run_id,
+            e.atlas_id,
+            e.image.path,
+            pipeline.squares,
+            e.image.path,
+            self.settings.fft_threads,
+        )
+        targets = tuple(
+            m.Target(
+                target_id=uuid5(e.atlas_id, f"square-{i}"),
+                kind="square",
+                grid_id=e.grid_id,
+                parent_id=e.atlas_id,
+                y=s.y,
+                x=s.x,
+                size_px=s.size_px,
+                cls=s.cls,
+                score=s.score,
+                ice_nm=s.ice_nm,
+            )
+            for i, s in enumerate(found)
+        )
+        await self.bus.publish(
+            m.SquaresFound(
+                message_id=uuid5(e.atlas_id, "squares.found"),
+                run_id=e.run_id,
+                grid_id=e.grid_id,
+                atlas_id=e.atlas_id,
+                squares=targets,
+            )
+        )
+        good = sum(1 for t in targets if t.cls == "good")
+        log.info(
+            "atlas %s: %d squares (%d good) in %.2f s",
+            Path(e.image.path).name,
+            len(targets),
+            good,
+            time.perf_counter() - started,
+            extra=self._extra(e.run_id),
+        )
+
+    async def _holes(self, e: m.SquareAcquired) -> None:
+        started = time.perf_counter()
+        found = await self._guard(
+            e.run_id,
+            e.square_id,
+            e.image.path,
+            pipeline.holes,
+            e.image.path,
+            self.settings.fft_threads,
+        )
+        targets = tuple(
+            m.Target(
+                target_id=uuid5(e.square_id, f"hole-{i}"),
+                kind="hole",
+                grid_id=e.grid_id,
+                parent_id=e.square_id,
+                y=h.y,
+                x=h.x,
+                size_px=2 * h.radius_px,
+                cls=h.cls,
+                score=h.score,
+                ice_nm=h.ice_nm,
+            )
+            for i, h in enumerate(found)
+        )
+        await self.bus.publish(
+            m.HolesFound(
+                message_id=uuid5(e.square_id, "holes.found"),
+                run_id=e.run_id,
+                grid_id=e.grid_id,
+                square_id=e.square_id,
+                holes=targets,
+            )
+        )
+        usable = sum(1 for t in targets if t.cls == "good")
+        log.info(
+            "square %s: %d holes (%d usable) in %.2f s",
+            e.square_id.hex[:6],
+            len(targets),
+            usable,
+            time.perf_counter() - started,
+            extra=self._extra(e.run_id),
+        )
+
+    async def exposure(self, e: m.ExposureAcquired) -> None:
+        """``processing.images``: motion correction, CTF, ice thickness, PNGs."""
+        started = time.perf_counter()
+        result = await self._guard(
+            e.run_id,
+            e.exposure_id,
+            e.movie.path,
+            pipeline.exposure,
+            e.movie.path,
+            e.movie.pixel_size_a,
+            e.dose_e_per_a2,
+            self.settings.fft_threads,
+        )
+        seconds = time.perf_counter() - started
+        await self.bus.publish(
+            m.ExposureProcessed(
+                message_id=uuid5(e.exposure_id, "exposure.processed"),
+                run_id=e.run_id,
+                exposure_id=e.exposure_id,
+                ctf=result.ctf,
+                drift_total_a=result.drift_total_a,
+                ice_nm=result.ice_nm,
+                thumbnail_path=str(result.thumbnail),
+                spectrum_path=str(result.spectrum),
+                seconds=seconds,
+            )
+        )
+        words = _ctf_words(result.ctf)
+        log.info(
+            "%s: %s, drift %.1f Å, ice %.0f nm (%.2f s)",
+            Path(e.movie.path).name,
+            words,
+            result.drift_total_a or 0,
+            result.ice_nm or 0,
+            seconds,
+            extra=self._extra(e.run_id),
+        )
+
+    async def _guard(
+        self,
+        run_id: UUID,
+        image_id: UUID,
+        path: str,
+        fn: Callable[P, T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Run ``fn`` in a thread; a corrupt file is reported (log + event) and dead-lettered."""
+        try:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        except CorruptImage as exc:
+            log.error("%s", exc, extra=self._extra(run_id))
+            await self.bus.publish(
+                m.ImageFailed(
+                    message_id=uuid5(image_id, "image.failed"),
+                    run_id=run_id,
+                    image_id=image_id,
+                    path=path,
+                    reason=exc.reason,
+                )
+            )
+            raise
+
+
+def _ctf_words(ctf: m.CtfResult | None) -> str:
+    if ctf is None:
+        return "no CTF"
+    low = " (low confidence)" if ctf.low_confidence else ""
+    d1, d2 = ctf.defocus1_a / 1e4, ctf.defocus2_a / 1e4
+    return f"defocus {d1:.2f}/{d2:.2f} µm, fit {ctf.fit_resolution_a:.1f} Å{low}"

@@ -1,0 +1,128 @@
+"""The ui app: pages, partials, live streams, health and metrics; the lifespan owns the bus."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from proto.bus.base import Bus
+from ui.auth import COOKIE, LoginRequired, login_url
+from ui.client import ApiError, NotLoggedIn
+from ui.deps import is_htmx, render
+from ui.metrics import UiBusObserver
+from ui.render import make_templates
+from ui.routes import actions, browse, facility, login, session, stream
+from ui.settings import DEV_SECRET_KEY, UiSettings
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static"
+
+
+def create_app(
+    settings: UiSettings,
+    bus: Bus | None = None,
+    *,
+    api_transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    """The ui. A given ``bus`` must already be entered (its owner runs it); without one the
+    lifespan connects an ``AmqpBus``. ``api_transport`` replaces the network (tests)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.secret_key.get_secret_value() == DEV_SECRET_KEY:
+            log.warning("GRIDPILOT_SECRET_KEY is the development default; set your own")
+        async with AsyncExitStack() as stack:
+            app.state.http = await stack.enter_async_context(
+                httpx.AsyncClient(
+                    base_url=settings.session_api_url,
+                    transport=api_transport,
+                    timeout=settings.api_timeout_s,
+                )
+            )
+            if bus is None:
+                from proto.bus.amqp import AmqpBus
+                from proto.settings import AmqpSettings
+
+                owned = AmqpBus(AmqpSettings(), service="ui", observer=UiBusObserver())
+                app.state.bus = await stack.enter_async_context(owned)
+            else:
+                app.state.bus = bus
+            app.state.ready = True
+            try:
+                yield
+            finally:
+                app.state.ready = False
+
+    app = FastAPI(title="Gridpilot", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.settings = settings
+    app.state.secret_key = settings.secret_key.get_secret_value()
+    app.state.templates = make_templates()
+    app.state.ready = False
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    for module in (login, facility, session, actions, stream, browse):
+        app.include_router(module.router)
+    _health(app)
+    _errors(app)
+    return app
+
+
+def _health(app: FastAPI) -> None:
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> PlainTextResponse:
+        if not request.app.state.ready:
+            return PlainTextResponse("bus not connected", status_code=503)
+        return PlainTextResponse("ready")
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _to_login(request: Request, next_url: str) -> Response:
+    target = login_url(next_url)
+    if is_htmx(request):
+        response: Response = Response(status_code=401, headers={"HX-Redirect": target})
+    else:
+        response = RedirectResponse(target, status_code=303)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+def _errors(app: FastAPI) -> None:
+    @app.exception_handler(LoginRequired)
+    async def login_required(request: Request, exc: LoginRequired) -> Response:
+        return _to_login(request, exc.next_url)
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> Response:
+        if isinstance(exc, NotLoggedIn):
+            page = request.headers.get("HX-Current-URL")
+            path = request.url.path if page is None else httpx.URL(page).raw_path.decode()
+            return _to_login(request, path)
+        user = getattr(request.state, "user", None)
+        if is_htmx(request):
+            return render(
+                request,
+                "partials/_message.html",
+                {"error": exc, "user": user},
+                status_code=exc.status or 502,
+                headers={"HX-Retarget": "#messages", "HX-Reswap": "innerHTML"},
+            )
+        return render(
+            request,
+            "pages/error.html",
+            {"error": exc, "user": user},
+            status_code=exc.status or 502,
+        )

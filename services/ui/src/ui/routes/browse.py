@@ -1,0 +1,206 @@
+"""The session browser: the list of sessions, and one session's grids, atlas, squares,
+exposures and plots; a click on a drawn target queues or dequeues it."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+
+from proto.api import ExposureView, GridDetail, SessionView, SquareDetail, TargetView
+from proto.states import RunState
+from ui.auth import UserDep
+from ui.client import ApiClient, NotFound, Rejected
+from ui.deps import ApiDep, is_htmx, render
+from ui.plots import histogram, scatter
+
+router = APIRouter()
+
+STATES = [s.value for s in RunState]
+
+
+def _day(value: str | None) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+@router.get("/sessions")
+async def sessions(
+    request: Request,
+    api: ApiDep,
+    microscope: str | None = None,
+    state: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+) -> Response:
+    d0, d1 = _day(since), _day(until)
+    found, scopes = await asyncio.gather(
+        api.sessions(
+            microscope_id=microscope or None,
+            state=state if state in STATES else None,
+            since=datetime.combine(d0, time(), UTC) if d0 else None,
+            until=datetime.combine(d1, time(), UTC) + timedelta(days=1) if d1 else None,
+        ),
+        api.microscopes(),
+    )
+    context = {
+        "sessions": sorted(found, key=lambda s: s.created_at, reverse=True),
+        "scopes": scopes,
+        "states": STATES,
+        "filters": {
+            "microscope": microscope or "",
+            "state": state or "",
+            "since": since or "",
+            "until": until or "",
+        },
+        "nav": "sessions",
+    }
+    if is_htmx(request) and request.headers.get("HX-Target") == "session-list":
+        return render(request, "partials/_session_rows.html", context)
+    return render(request, "pages/sessions.html", context)
+
+
+async def _square(api: ApiClient, square: UUID | None) -> SquareDetail | None:
+    if square is None:
+        return None
+    try:
+        return await api.square(square)
+    except NotFound:
+        return None
+
+
+@router.get("/sessions/{session_id}/browse")
+async def browse(
+    request: Request,
+    session_id: UUID,
+    api: ApiDep,
+    user: UserDep,
+    grid: UUID | None = None,
+    square: UUID | None = None,
+) -> Response:
+    session = await api.session(session_id)
+    chosen = _choose_grid(session, grid)
+    detail, exposures = await asyncio.gather(
+        api.grid(session_id, chosen) if chosen else _nothing(),
+        api.exposures(session_id),
+    )
+    if square is None and detail is not None:
+        imaged = [t.id for t in detail.squares if t.image_id is not None]
+        square = imaged[-1] if imaged else None  # the latest imaged square, to start with
+    sq = await _square(api, square)
+    context = {
+        "s": session,
+        "grid": detail,
+        "sq": sq,
+        "exposures": sorted(exposures, key=lambda e: e.acquired_at, reverse=True),
+        "grid_names": {g.id: g.name for g in session.grids},
+        "plots": _plots(exposures),
+        "can_operate": user.can_operate,
+        "nav": "sessions",
+    }
+    return render(request, "pages/browse.html", context)
+
+
+async def _nothing() -> None:
+    return None
+
+
+def _choose_grid(session: SessionView, grid: UUID | None) -> UUID | None:
+    ids = [g.id for g in session.grids]
+    if grid in ids:
+        return grid
+    screening = [g.id for g in session.grids if g.status == "screening"]
+    with_atlas = [g.id for g in session.grids if g.atlas_id is not None]
+    choices = screening or with_atlas or ids
+    return choices[0] if choices else None
+
+
+def _plots(exposures: list[ExposureView]) -> dict[str, object]:
+    done = sorted((e for e in exposures if e.status == "processed"), key=lambda e: e.acquired_at)
+    defocus = [
+        (e, (e.defocus1_a + e.defocus2_a) / 2e4)
+        for e in done
+        if e.defocus1_a is not None and e.defocus2_a is not None
+    ]
+    res = [e for e in done if e.ctf_fit_resolution_a is not None]
+    return {
+        "defocus": scatter(
+            [(e.acquired_at, v) for e, v in defocus],
+            title="Defocus over time",
+            ylabel="defocus (µm)",
+        ),
+        "resolution": scatter(
+            [(e.acquired_at, e.ctf_fit_resolution_a or 0.0) for e in res],
+            title="CTF fit resolution over time",
+            ylabel="resolution (Å)",
+            flagged=[bool(e.ctf_low_confidence) for e in res],
+        ),
+        "ice": histogram(
+            [e.ice_nm for e in done if e.ice_nm is not None],
+            title="Ice thickness",
+            xlabel="ice (nm)",
+        ),
+        "res_hist": histogram(
+            [e.ctf_fit_resolution_a for e in res if e.ctf_fit_resolution_a],
+            title="CTF fit resolution",
+            xlabel="resolution (Å)",
+        ),
+    }
+
+
+@router.post("/sessions/{session_id}/targets")
+async def toggle_target(
+    request: Request,
+    session_id: UUID,
+    api: ApiDep,
+    user: UserDep,
+    target_id: Annotated[UUID, Form()],
+    action: Annotated[Literal["queue", "dequeue"], Form()],
+    grid: Annotated[UUID | None, Form()] = None,
+    square: Annotated[UUID | None, Form()] = None,
+) -> Response:
+    """Queue or dequeue one target; answers with the overlay it was drawn on."""
+    if action == "queue":
+        await api.add_targets(session_id, [target_id])
+    else:
+        await api.remove_targets(session_id, [target_id])
+    # The command is asynchronous: the run changes its queue a moment later. Draw the
+    # clicked target as requested until the next view shows the run's own word on it.
+    wanted = "queued" if action == "queue" else "removed"
+    if square is not None:
+        sq = await api.square(square)
+        sq = sq.model_copy(update={"holes": _pending(sq.holes, target_id, wanted)})
+        context = {"sid": session_id, "sq": sq, "can_operate": user.can_operate}
+        return render(request, "partials/_square.html", context)
+    if grid is None:
+        raise Rejected("a click on the atlas must name its grid", 422)
+    detail: GridDetail = await api.grid(session_id, grid)
+    detail = detail.model_copy(update={"squares": _pending(detail.squares, target_id, wanted)})
+    context = {"sid": session_id, "grid": detail, "can_operate": user.can_operate, "sq": None}
+    return render(request, "partials/_atlas.html", context)
+
+
+def _pending(targets: list[TargetView], target_id: UUID, status: str) -> list[TargetView]:
+    return [
+        t.model_copy(update={"status": status})
+        if t.id == target_id and t.status not in ("acquiring", "done")
+        else t
+        for t in targets
+    ]
+
+
+@router.get("/images/{image}")
+async def image(image: str, api: ApiDep) -> Response:
+    """An image from session-api (atlas, square, thumbnail, spectrum), for the browser."""
+    if "/" in image or not image.endswith(".png"):
+        raise NotFound("no such image")
+    body, content_type = await api.image(f"/api/images/{image}")
+    return Response(
+        body, media_type=content_type, headers={"Cache-Control": "private, max-age=300"}
+    )

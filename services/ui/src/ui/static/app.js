@@ -1,0 +1,119 @@
+/* Gridpilot pages: live log panels (de-duplicated, follow, level filter), stream cursor
+   for reconnects, ticking heartbeat ages, dismissable pop-ups. No framework beyond htmx. */
+(function () {
+  "use strict";
+  var MAX_LINES = 5000;
+  var cursor = null;          // newest log cursor received on this page
+  var dismissed = {};         // pop-up keys the reader closed
+  try { dismissed = JSON.parse(sessionStorage.getItem("gp-dismissed") || "{}"); } catch (e) { dismissed = {}; }
+
+  // Reconnects made by htmx (after the browser gave up) carry the cursor as a query
+  // parameter; the browser's own reconnects send it as Last-Event-ID.
+  htmx.createEventSource = function (url) {
+    var u = new URL(url, window.location.href);
+    if (cursor) { u.searchParams.set("cursor", cursor); }
+    return new EventSource(u.toString(), { withCredentials: true });
+  };
+
+  function atBottom(box) { return box.scrollHeight - box.scrollTop - box.clientHeight < 24; }
+
+  function panelOf(el) { return el.closest(".logpanel"); }
+
+  function setFollow(panel, on) {
+    panel.dataset.follow = on ? "1" : "0";
+    var b = panel.querySelector(".follow");
+    if (b) { b.setAttribute("aria-pressed", on ? "true" : "false"); b.textContent = on ? "Following" : "Follow"; }
+    if (on) { var box = panel.querySelector(".log-scroll"); box.scrollTop = box.scrollHeight; }
+  }
+
+  function appendLines(list, html) {
+    var tpl = document.createElement("template");
+    tpl.innerHTML = html;
+    var added = 0;
+    Array.prototype.slice.call(tpl.content.children).forEach(function (li) {
+      if (li.id && document.getElementById(li.id)) { return; }   // replayed twice: keep one
+      list.appendChild(li); added++;
+    });
+    while (list.children.length > MAX_LINES) { list.removeChild(list.firstElementChild); }
+    var panel = panelOf(list);
+    if (panel && panel.dataset.follow !== "0") {
+      var box = panel.querySelector(".log-scroll"); box.scrollTop = box.scrollHeight;
+    }
+    list.dataset.count = String(list.children.length);
+    return added;
+  }
+
+  document.addEventListener("htmx:sseBeforeMessage", function (evt) {
+    var d = evt.detail;
+    if (d && d.lastEventId) { cursor = d.lastEventId; }
+    var el = evt.target;
+    if (el.classList && el.classList.contains("log")) {
+      evt.preventDefault();
+      appendLines(el, d.data);
+    }
+  });
+
+  document.addEventListener("htmx:sseOpen", function (evt) {
+    var src = evt.detail.source;
+    document.documentElement.dataset.stream = "open";
+    src.addEventListener("gp-login", function (e) { window.location.assign(e.data); });
+  });
+  document.addEventListener("htmx:sseError", function () {
+    document.documentElement.dataset.stream = "down";
+  });
+
+  document.addEventListener("scroll", function (evt) {
+    var box = evt.target;
+    if (!box.classList || !box.classList.contains("log-scroll")) { return; }
+    var panel = panelOf(box);
+    var follow = atBottom(box);
+    if ((panel.dataset.follow !== "0") !== follow) { setFollow(panel, follow); }
+  }, true);
+
+  document.addEventListener("click", function (evt) {
+    var t = evt.target;
+    if (t.closest && t.closest(".follow")) { setFollow(panelOf(t), true); return; }
+    var dismiss = t.closest && t.closest(".dismiss");
+    if (dismiss) {
+      var box = dismiss.closest("[data-key]") || dismiss.closest(".message");
+      if (box && box.dataset.key) {
+        dismissed[box.dataset.key] = 1;
+        try { sessionStorage.setItem("gp-dismissed", JSON.stringify(dismissed)); } catch (e) { /* private mode */ }
+      }
+      if (box) { box.remove(); }
+    }
+  });
+
+  document.addEventListener("change", function (evt) {
+    var sel = evt.target;
+    if (!sel.classList || !sel.classList.contains("level-filter")) { return; }
+    var list = panelOf(sel).querySelector("ol.log");
+    list.className = list.className.replace(/\bmin-\w+/g, "").trim() + " min-" + sel.value;
+  });
+
+  function hideDismissed(root) {
+    (root.querySelectorAll ? root : document).querySelectorAll("[data-key]").forEach(function (p) {
+      if (dismissed[p.dataset.key]) { p.remove(); }
+    });
+  }
+  document.addEventListener("htmx:afterSettle", function (evt) { hideDismissed(evt.target); });
+  document.addEventListener("DOMContentLoaded", function () { hideDismissed(document); });
+
+  // Ages ("3 s ago") tick between heartbeats without asking the server.
+  var born = new WeakMap();
+  function word(s) {
+    s = Math.max(0, Math.floor(s));
+    if (s < 60) { return s + " s"; }
+    if (s < 3600) { return Math.floor(s / 60) + " min " + (s % 60) + " s"; }
+    return Math.floor(s / 3600) + " h " + Math.floor(s % 3600 / 60) + " min";
+  }
+  setInterval(function () {
+    var now = performance.now();
+    document.querySelectorAll("[data-age]").forEach(function (el) {
+      if (!born.has(el)) { born.set(el, now); }
+      var age = parseFloat(el.dataset.age) + (now - born.get(el)) / 1000;
+      el.textContent = word(age);
+      el.classList.toggle("stale", age > 10);
+    });
+  }, 1000);
+})();

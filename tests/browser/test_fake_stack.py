@@ -1,0 +1,198 @@
+"""The pages in Chromium against the fake session-api: controls, live panels, pop-ups,
+reconnects, roles. (The walk on the real embedded stack is in ``test_walk.py``.)"""
+
+from __future__ import annotations
+
+import pytest
+from browser.helpers import SCREENSHOTS, FakeStack, login, new_page, stream_open
+from playwright.async_api import Browser, Page, expect
+
+pytestmark = pytest.mark.browser
+
+
+async def open_session(browser: Browser, stack: FakeStack, who: str) -> Page:
+    page = await new_page(browser)
+    await login(page, stack.url, who, f"/sessions/{stack.session.id}")
+    await stream_open(page)
+    return page
+
+
+async def test_operator_walk(fake_stack: FakeStack, browser: Browser) -> None:
+    stack, fake = fake_stack, fake_stack.fake
+    page = await open_session(browser, stack, "operator")
+    await expect(page.get_by_role("group", name="Staff controls")).to_have_count(0)
+    await page.get_by_role("button", name="Start", exact=True).click()
+    await expect(page.get_by_role("button", name="Stop", exact=True)).to_be_visible()
+    await expect(page.locator("#run-state")).to_have_text("running")
+
+    await fake.log(stack.session, "acquisition", "moving stage to square 1")
+    await fake.log(stack.session, "processing", "CTF 3.4 Å on exposure 1")
+    await expect(page.locator("#log-acquisition")).to_contain_text("moving stage to square 1")
+    await expect(page.locator("#log-processing")).to_contain_text("CTF 3.4 Å")
+
+    toggle = page.locator("#pause-toggle")
+    await toggle.click()
+    await expect(toggle).to_have_attribute("aria-checked", "true")
+    await expect(toggle).to_have_class("toggle on")
+
+    await fake.ask_decision(stack.session)
+    prompt = page.get_by_role("alertdialog")
+    await expect(prompt).to_contain_text("Paused between grids")
+    await prompt.get_by_role("button", name="Continue current grid").click()
+    await expect(prompt.locator(".reprompt")).to_contain_text("add targets first")
+
+    browse = await page.context.new_page()
+    await browse.goto(f"{stack.url}/sessions/{stack.session.id}/browse")
+    square = browse.locator("#atlas g.tgt").first
+    await square.click()
+    await expect(browse.locator("#atlas g.tgt").first).to_have_class(
+        "tgt square cls-good qs-queued"
+    )
+    await expect(page.locator("#queue")).to_contain_text("queued")  # live QueueUpdated
+    await browse.close()
+
+    await prompt.get_by_role("button", name="Continue current grid").click()
+    await expect(page.get_by_role("alertdialog")).to_have_count(0)
+    await expect(page.locator("#run-state")).to_have_text("running")
+
+    await page.get_by_role("button", name="Stop", exact=True).click()
+    await expect(page.locator("#popups")).to_contain_text("Stop signal received")
+    await expect(page.get_by_role("button", name="Start", exact=True)).to_be_visible()
+    await expect(page.locator("#exit-reason")).to_have_text("stopped")
+
+
+async def test_operator_direct_admin_post_is_forbidden(
+    fake_stack: FakeStack, browser: Browser
+) -> None:
+    page = await open_session(browser, fake_stack, "operator")
+    for action in ("force-start", "release-lock", "kill"):
+        r = await page.request.post(f"{fake_stack.url}/sessions/{fake_stack.session.id}/{action}")
+        assert r.status == 403, action
+        assert "Not allowed for your role" in await r.text()
+
+
+async def test_staff_force_kill_then_start(fake_stack: FakeStack, browser: Browser) -> None:
+    page = await open_session(browser, fake_stack, "staff")
+    await page.get_by_role("button", name="Start", exact=True).click()
+    await expect(page.get_by_role("button", name="Stop", exact=True)).to_be_visible()
+    messages: list[str] = []
+
+    async def accept(dialog: object) -> None:
+        messages.append(dialog.message)  # type: ignore[attr-defined]
+        await dialog.accept()  # type: ignore[attr-defined]
+
+    page.on("dialog", accept)
+    await page.get_by_role("button", name="Force-kill all session processes").click()
+    await expect(page.locator("#exit-reason")).to_have_text("killed")
+    assert "SIGKILL" in messages[0]
+    await page.get_by_role("button", name="Start", exact=True).click()
+    await expect(page.get_by_role("button", name="Stop", exact=True)).to_be_visible()
+
+
+async def test_lock_warning_links_the_holder(fake_stack: FakeStack, browser: Browser) -> None:
+    page = await open_session(browser, fake_stack, "operator")
+    await page.get_by_role("button", name="Start", exact=True).click()
+    await expect(page.get_by_role("button", name="Stop", exact=True)).to_be_visible()
+    other = await page.context.new_page()
+    await other.goto(f"{fake_stack.url}/sessions/{fake_stack.other.id}")
+    await expect(other.locator("#popups")).to_contain_text("Scope in use")
+    await other.get_by_role("button", name="Start", exact=True).click()
+    await expect(other.locator("#popups")).to_contain_text("Scope locked")
+    await expect(other.locator("#exit-reason")).to_have_text("locked")
+    await other.get_by_role("link", name="Go to session apoferritin 2025-03").first.click()
+    await other.wait_for_url(f"{fake_stack.url}/sessions/{fake_stack.session.id}")
+
+
+async def test_reconnect_loses_no_line(fake_stack: FakeStack, browser: Browser) -> None:
+    stack, fake = fake_stack, fake_stack.fake
+    page = await open_session(browser, stack, "operator")
+    await page.get_by_role("button", name="Start", exact=True).click()
+    await expect(page.locator("#log-acquisition")).to_contain_text("run 1 started")
+    for i in range(5):
+        await fake.log(stack.session, "acquisition", f"line {i}")
+    await expect(page.locator("#log-acquisition li")).to_have_count(6)  # + "run 1 started"
+    # Drop the stream as a network failure would; htmx reconnects with the cursor.
+    await page.evaluate(
+        """() => { const el = document.querySelector('[sse-connect]');
+                   const src = el['htmx-internal-data'].sseEventSource;
+                   src.close(); src.onerror(new Event('error')); }"""
+    )
+    await page.wait_for_function("document.documentElement.dataset.stream === 'down'")
+    for i in range(5, 10):
+        await fake.log(stack.session, "acquisition", f"line {i}")
+    await stream_open(page)
+    for i in range(10, 12):
+        await fake.log(stack.session, "acquisition", f"line {i}")
+    lines = page.locator("#log-acquisition li")
+    await expect(lines).to_have_count(13)
+    texts = await page.locator("#log-acquisition li .txt").all_inner_texts()
+    assert texts == ["run 1 started"] + [f"line {i}" for i in range(12)]
+
+
+async def test_follow_stops_when_scrolled_up(fake_stack: FakeStack, browser: Browser) -> None:
+    stack = fake_stack
+    page = await open_session(browser, stack, "operator")
+    await page.get_by_role("button", name="Start", exact=True).click()
+    await expect(page.locator("#log-acquisition")).to_contain_text("run 1 started")
+    for i in range(80):
+        await stack.fake.log(stack.session, "acquisition", f"line {i}")
+    await expect(page.locator("#log-acquisition li")).to_have_count(81)
+    box = page.locator(".logpanel[data-panel=acquisition] .log-scroll")
+    await box.evaluate("b => { b.scrollTop = 0; b.dispatchEvent(new Event('scroll')); }")
+    follow = page.locator(".logpanel[data-panel=acquisition] .follow")
+    await expect(follow).to_have_attribute("aria-pressed", "false")
+    await stack.fake.log(stack.session, "acquisition", "more")
+    await expect(page.locator("#log-acquisition li")).to_have_count(82)
+    assert await box.evaluate("b => b.scrollTop") == 0
+    await follow.click()
+    await expect(follow).to_have_attribute("aria-pressed", "true")
+    assert await box.evaluate("b => b.scrollHeight - b.scrollTop - b.clientHeight < 24")
+
+
+async def test_level_filter_hides_info(fake_stack: FakeStack, browser: Browser) -> None:
+    stack = fake_stack
+    page = await open_session(browser, stack, "viewer")
+    await stack.fake.log(stack.session, "processing", "fine")
+    await stack.fake.log(stack.session, "processing", "CTF fit failed", "error")
+    await expect(page.locator("#log-processing li")).to_have_count(2)
+    await page.locator(".logpanel[data-panel=processing] select").select_option("warning")
+    await expect(page.locator("#log-processing li:visible")).to_have_count(1)
+
+
+async def test_dashboard_card_goes_live(fake_stack: FakeStack, browser: Browser) -> None:
+    page = await new_page(browser)
+    await login(page, fake_stack.url, "operator")
+    await stream_open(page)
+    card = page.locator("#scope-krios-1")
+    await expect(card.locator(".badge")).to_have_text("idle")
+    other = await page.context.new_page()
+    await other.goto(f"{fake_stack.url}/sessions/{fake_stack.session.id}")
+    await other.get_by_role("button", name="Start", exact=True).click()
+    await expect(card.locator(".badge")).to_have_text("running")
+    await expect(card).to_contain_text("scope-pc · PID 4242")
+
+
+async def test_prompt_screenshot_as_staff(fake_stack: FakeStack, browser: Browser) -> None:
+    """docs/screenshots/session-prompt-staff.png: the prompt open, as staff sees it."""
+    stack = fake_stack
+    page = await open_session(browser, stack, "staff")
+    await page.get_by_role("button", name="Start", exact=True).click()
+    await expect(page.locator("#run-state")).to_have_text("running")
+    lines = [
+        ("acquisition", "info", "grid grid-1 loaded (position 1)"),
+        ("processing", "info", "atlas_01.mrc: 612 squares (402 good) in 0.41 s"),
+        ("acquisition", "info", "612 squares found on grid grid-1; queued the best 3"),
+        ("processing", "warning", "exposure 7: CTF fit low confidence (cc 0.08)"),
+        ("acquisition", "info", "exposure 8 on hole 6b5c6c → movie_00008.mrc"),
+        ("processing", "error", "exposure 9: truncated movie (12 of 40 frames)"),
+        ("acquisition", "info", "grid grid-1: queue is empty; waiting for a decision"),
+    ]
+    for panel, level, text in lines:
+        await stack.fake.log(stack.session, panel, text, level)  # type: ignore[arg-type]
+    await page.locator("#pause-toggle").click()
+    await expect(page.locator("#pause-toggle")).to_have_attribute("aria-checked", "true")
+    await stack.fake.ask_decision(stack.session)
+    prompt = page.get_by_role("alertdialog")
+    await prompt.get_by_role("button", name="Continue current grid").click()
+    await expect(prompt.locator(".reprompt")).to_be_visible()
+    await page.screenshot(path=str(SCREENSHOTS / "session-prompt-staff.png"), full_page=True)

@@ -1,0 +1,116 @@
+"""Run control end to end, written once, run on both buses (and on PostgreSQL)."""
+
+from __future__ import annotations
+
+import pytest
+
+from proto import messages as m
+from proto.states import RunState
+from support.system import System
+
+SLOW = pytest.mark.faults(slow_file_s=0.3)
+"""Exposures that take a while, so a run is still running when the test acts on it."""
+
+
+@SLOW
+async def test_start_takes_exposures_and_soft_stop_ends_stopped(system: System) -> None:
+    session = await system.session("alpha", grids=3)
+    run_id = await system.start(session["id"])
+    await system.wait_for(m.ExposureAcquired, lambda e: e.run_id == run_id)
+    r = await system.clients["operator"].post(f"/api/sessions/{session['id']}/stop")
+    assert r.status_code == 202 and r.json()["stop_requested"] is True
+    stopping = await system.wait_for(
+        m.RunStateChanged, lambda e: e.run_id == run_id and e.state == RunState.STOPPING
+    )
+    ended = await system.ended(run_id)
+    assert ended.exit_reason == "stopped"
+    after = system.projected[system.projected.index(stopping) :]
+    assert sum(isinstance(e, m.ExposureAcquired) for e in after) <= 1, "no exposure may begin after the stop"
+    run = (await system.clients["viewer"].get(f"/api/runs/{run_id}")).json()
+    assert run["state"] == "ended" and run["exit_reason"] == "stopped" and run["ended_at"]
+    assert run["host"] and run["pid"]
+    await system.log_line(run_id, "stop signal received from operator")
+    logs = (await system.clients["viewer"].get(f"/api/sessions/{session['id']}/logs")).json()
+    assert any("stop signal received" in line["text"] for line in logs)
+
+
+@SLOW
+async def test_each_start_is_a_new_run_and_a_live_run_blocks_start(system: System) -> None:
+    session = await system.session("beta", grids=1)
+    first = await system.start(session["id"])
+    again = await system.clients["operator"].post(f"/api/sessions/{session['id']}/start")
+    assert again.status_code == 409 and str(first) in again.json()["detail"]
+    await system.clients["operator"].post(f"/api/sessions/{session['id']}/stop")
+    await system.ended(first)
+    second = await system.start(session["id"])
+    assert second != first
+    run = (await system.clients["viewer"].get(f"/api/runs/{second}")).json()
+    assert run["number"] == 2
+
+
+async def test_pause_between_grids_prompt_continue_targets_next_grid(system: System) -> None:
+    session = await system.session("gamma", grids=2, pause=True)
+    sid, op = session["id"], system.clients["operator"]
+    run_id = await system.start(sid)
+    prompt = await system.wait_for(m.DecisionRequested, lambda e: e.run_id == run_id, timeout=60)
+    await system.wait_for(m.RunStateChanged, lambda e: e.run_id == run_id and e.state == "awaiting_decision")
+    assert prompt.grid_name == "gamma-g1" and prompt.has_next_grid and prompt.reprompt_reason is None
+
+    mark = system.mark()
+    assert (await op.post(f"/api/sessions/{sid}/decision", json={"choice": "continue_grid"})).status_code == 202
+    again = await system.wait_for(m.DecisionRequested, lambda e: e.run_id == run_id, after=mark)
+    assert again.reprompt_reason and "No targets are queued" in again.reprompt_reason
+
+    grid = (await op.get(f"/api/sessions/{sid}/grids/{prompt.grid_id}")).json()
+    fresh = [s["id"] for s in grid["squares"] if s["status"] is None and s["cls"] == "good"][:1]
+    assert fresh, "the atlas has more good squares than were queued"
+    mark = system.mark()
+    assert (await op.post(f"/api/sessions/{sid}/targets", json={"target_ids": fresh})).status_code == 202
+    await system.wait_for(
+        m.QueueUpdated, lambda e: any(str(i.target_id) == fresh[0] for i in e.items), after=mark
+    )
+    mark = system.mark()
+    assert (await op.post(f"/api/sessions/{sid}/decision", json={"choice": "continue_grid"})).status_code == 202
+    await system.wait_for(m.SquareAcquired, lambda e: str(e.square_id) == fresh[0], after=mark)
+    third = await system.wait_for(m.DecisionRequested, lambda e: e.run_id == run_id, after=mark, timeout=60)
+    assert third.reprompt_reason is None
+
+    mark = system.mark()
+    await op.post(f"/api/sessions/{sid}/decision", json={"choice": "next_grid"})
+    loaded = await system.wait_for(m.GridLoaded, lambda e: e.run_id == run_id, after=mark)
+    assert loaded.grid_name == "gamma-g2"
+    last = await system.wait_for(m.DecisionRequested, lambda e: e.run_id == run_id, after=mark, timeout=60)
+    assert last.grid_name == "gamma-g2" and not last.has_next_grid
+    await op.post(f"/api/sessions/{sid}/decision", json={"choice": "next_grid"})
+    ended = await system.ended(run_id)
+    assert ended.exit_reason == "completed"
+    grids = (await op.get(f"/api/sessions/{sid}")).json()["grids"]
+    assert [g["status"] for g in grids] == ["done", "done"]
+
+
+async def test_stop_while_awaiting_a_decision(system: System) -> None:
+    session = await system.session("delta", grids=2, pause=True)
+    run_id = await system.start(session["id"])
+    await system.wait_for(m.RunStateChanged, lambda e: e.run_id == run_id and e.state == "awaiting_decision", timeout=60)
+    await system.clients["operator"].post(f"/api/sessions/{session['id']}/stop")
+    ended = await system.ended(run_id)
+    assert ended.exit_reason == "stopped"
+
+
+async def test_second_session_on_a_locked_microscope_ends_locked_without_connecting(system: System) -> None:
+    first = await system.session("holder", grids=2, pause=True)
+    second = await system.session("latecomer", grids=1)
+    holder_run = await system.start(first["id"])
+    await system.wait_for(m.LeaseGranted, lambda e: e.holder.run_id == holder_run)
+    late_run = await system.start(second["id"])
+    ended = await system.ended(late_run)
+    assert ended.exit_reason == "locked"
+    assert "microscope Krios 1 is locked by session holder" in (ended.detail or "")
+    view = (await system.clients["viewer"].get(f"/api/sessions/{second['id']}")).json()
+    assert view["lock_holder"]["session_id"] == first["id"]
+    await system.log_line(late_run, "is locked by session holder")
+    logs = (await system.clients["viewer"].get(f"/api/sessions/{second['id']}/logs")).json()
+    texts = " | ".join(line["text"] for line in logs)
+    assert "is locked by session holder" in texts and "connecting to" not in texts
+    await system.clients["operator"].post(f"/api/sessions/{first['id']}/stop")
+    await system.ended(holder_run)

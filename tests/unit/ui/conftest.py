@@ -1,0 +1,55 @@
+"""Fixtures of the ui's unit tests: a MemoryBus, a fake session-api, the ui app and a client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from unit.ui.fake_api import PASSWORDS, FakeApi, Sess
+
+from proto.bus.memory import MemoryBus
+from ui.app import create_app
+from ui.settings import UiSettings
+
+
+@dataclass
+class World:
+    fake: FakeApi
+    session: Sess
+    other: Sess
+    bus: MemoryBus
+
+
+@pytest.fixture
+async def membus() -> AsyncIterator[MemoryBus]:
+    async with MemoryBus(namespace="uitest") as bus:
+        yield bus
+
+
+@pytest.fixture
+def world(membus: MemoryBus) -> World:
+    fake = FakeApi(membus)
+    fake.add_scope("krios-1", "Krios 1")
+    fake.add_scope("glacios", "Glacios")
+    first = fake.add_session("apoferritin 2025-03", "krios-1")
+    second = fake.add_session("second on krios", "krios-1")
+    return World(fake, first, second, membus)
+
+
+@pytest.fixture
+async def ui(world: World) -> AsyncIterator[httpx.AsyncClient]:
+    """The ui app (lifespan entered) behind an httpx client that keeps cookies."""
+    settings = UiSettings(session_api_url="http://api.test", secret_key="test-secret")
+    app = create_app(settings, world.bus, api_transport=httpx.ASGITransport(world.fake.app))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://ui.test") as client:
+            client.app = app  # type: ignore[attr-defined]
+            yield client
+
+
+async def login(client: httpx.AsyncClient, who: str) -> None:
+    r = await client.post("/login", data={"username": who, "password": PASSWORDS[who]})
+    assert r.status_code == 303, r.text

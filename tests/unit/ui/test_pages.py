@@ -1,0 +1,220 @@
+"""Pages and control POSTs against the fake session-api: what each state shows."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from unit.ui.conftest import World, login
+from unit.ui.fake_api import volume
+
+from proto.states import ExitReason, RunState
+
+
+async def test_dashboard_lists_every_microscope(ui: httpx.AsyncClient, world: World) -> None:
+    await login(ui, "viewer")
+    r = await ui.get("/")
+    assert r.status_code == 200
+    assert 'id="scope-krios-1"' in r.text and 'id="scope-glacios"' in r.text
+    assert 'sse-connect="/stream/facility"' in r.text
+    assert "<title>Facility · Gridpilot</title>" in r.text
+
+
+async def test_dashboard_shows_holder_and_links_session(
+    ui: httpx.AsyncClient, world: World
+) -> None:
+    await login(ui, "operator")
+    await ui.post(f"/sessions/{world.session.id}/start", headers={"HX-Request": "true"})
+    r = await ui.get("/")
+    assert f'href="/sessions/{world.session.id}"' in r.text
+    assert "scope-pc · PID 4242" in r.text
+    assert "running" in r.text
+
+
+async def test_session_page_before_first_start(ui: httpx.AsyncClient, world: World) -> None:
+    await login(ui, "operator")
+    r = await ui.get(f"/sessions/{world.session.id}")
+    assert r.status_code == 200
+    text = r.text
+    assert '<h1 id="h-session">apoferritin 2025-03</h1>' in text
+    assert f'href="/sessions/{world.session.id}/browse">Go to session browser' in text
+    assert "This session has not been started yet." in text
+    assert 'class="main start"' in text and "Force start" not in text
+    assert 'aria-checked="false"' in text and "toggle off" in text
+    assert "Nothing is queued." in text
+    for panel in ("acquisition", "processing"):
+        assert f'sse-swap="log-{panel}"' in text
+        assert f"/logs.txt?panel={panel}" in text
+    assert "<main" in text and 'aria-label="Main"' in text and "Skip to content" in text
+
+
+async def test_running_session_shows_stop_and_process(ui: httpx.AsyncClient, world: World) -> None:
+    await login(ui, "operator")
+    r = await ui.post(f"/sessions/{world.session.id}/start", headers={"HX-Request": "true"})
+    assert r.status_code == 200
+    assert r.text.lstrip().startswith('<section id="controls"')
+    assert 'class="main stop"' in r.text
+    assert 'hx-swap-oob="true"' in r.text and ">running<" in r.text
+    assert "<html" not in r.text
+
+
+async def test_stop_shows_stopping_and_the_stop_popup(ui: httpx.AsyncClient, world: World) -> None:
+    await login(ui, "operator")
+    await ui.post(f"/sessions/{world.session.id}/start", headers={"HX-Request": "true"})
+    r = await ui.post(f"/sessions/{world.session.id}/stop", headers={"HX-Request": "true"})
+    assert "stopping…</button>" in r.text and "disabled" in r.text
+    assert "Stop signal received" in r.text
+
+
+async def test_staff_sees_admin_buttons_with_confirmations(
+    ui: httpx.AsyncClient, world: World
+) -> None:
+    await login(ui, "staff")
+    text = (await ui.get(f"/sessions/{world.session.id}")).text
+    assert text.count("hx-confirm=") == 3
+    assert "Force-kill every process" in text and "SIGKILL" in text
+    assert "Remove the scope lock of Krios 1" in text
+    assert 'aria-label="Staff controls"' in text
+
+
+async def test_viewer_cannot_press_anything(ui: httpx.AsyncClient, world: World) -> None:
+    await login(ui, "viewer")
+    text = (await ui.get(f"/sessions/{world.session.id}")).text
+    assert 'title="Viewers cannot start a run"' in text
+    assert "Force start" not in text
+
+
+async def test_forbidden_post_shows_role_message(ui: httpx.AsyncClient, world: World) -> None:
+    await login(ui, "operator")
+    r = await ui.post(f"/sessions/{world.session.id}/kill", headers={"HX-Request": "true"})
+    assert r.status_code == 403
+    assert r.headers["HX-Retarget"] == "#messages"
+    assert "Not allowed for your role" in r.text and "(operator)" in r.text
+
+
+@pytest.mark.parametrize("status", [409, 422])
+async def test_refusals_show_the_api_detail(
+    ui: httpx.AsyncClient, world: World, status: int
+) -> None:
+    await login(ui, "operator")
+    detail = (
+        "run 3 is running"
+        if status == 409
+        else [{"loc": ["body", "enabled"], "msg": "Input should be a valid boolean"}]
+    )
+    world.fake.fail_next = (status, detail)
+    r = await ui.post(f"/sessions/{world.session.id}/start", headers={"HX-Request": "true"})
+    assert r.status_code == status and r.headers["HX-Reswap"] == "innerHTML"
+    expected = "run 3 is running" if status == 409 else "enabled: Input should be a valid boolean"
+    assert expected in r.text and "Refused" in r.text
+
+
+async def test_second_start_is_a_conflict(ui: httpx.AsyncClient, world: World) -> None:
+    await login(ui, "operator")
+    await ui.post(f"/sessions/{world.session.id}/start", headers={"HX-Request": "true"})
+    r = await ui.post(f"/sessions/{world.session.id}/start", headers={"HX-Request": "true"})
+    assert r.status_code == 409 and "run 1 is running" in r.text
+
+
+async def test_unknown_session_is_a_404_page(ui: httpx.AsyncClient, world: World) -> None:
+    await login(ui, "viewer")
+    r = await ui.get("/sessions/00000000-0000-0000-0000-000000000000")
+    assert r.status_code == 404 and "Not found" in r.text
+
+
+async def test_api_down_is_a_503_page(ui: httpx.AsyncClient, world: World) -> None:
+    await login(ui, "viewer")
+    world.fake.fail_next = (503, "bus unavailable")
+    r = await ui.get("/")
+    assert r.status_code == 503 and "session-api is unavailable" in r.text
+
+
+async def test_pause_toggle_turns_green(ui: httpx.AsyncClient, world: World) -> None:
+    await login(ui, "operator")
+    await ui.post(f"/sessions/{world.session.id}/start", headers={"HX-Request": "true"})
+    r = await ui.post(
+        f"/sessions/{world.session.id}/pause-between-grids",
+        data={"enabled": "true"},
+        headers={"HX-Request": "true"},
+    )
+    assert 'aria-checked="true"' in r.text and "toggle on" in r.text
+    assert '"enabled": "false"' in r.text
+
+
+async def test_decision_prompt_and_reprompt(ui: httpx.AsyncClient, world: World) -> None:
+    await login(ui, "operator")
+    await ui.post(f"/sessions/{world.session.id}/start", headers={"HX-Request": "true"})
+    await world.fake.ask_decision(world.session)
+    page = (await ui.get(f"/sessions/{world.session.id}")).text
+    assert 'role="alertdialog"' in page and "Continue current grid" in page
+    assert "Next grid" in page and "grid-1 has no more targets" in page
+    r = await ui.post(
+        f"/sessions/{world.session.id}/decision",
+        data={"choice": "continue_grid"},
+        headers={"HX-Request": "true"},
+    )
+    assert "add targets first" in r.text and 'class="reprompt"' in r.text
+
+
+async def test_disk_low_decision_is_worded_as_a_disk_pause(
+    ui: httpx.AsyncClient, world: World
+) -> None:
+    await login(ui, "viewer")
+    world.fake.scopes["krios-1"].volumes = [volume("data", free=0.03, hours_left=0.4)]
+    world.fake.sessions[world.session.id].runs.append({})  # replaced below
+    world.fake.sessions[world.session.id].runs.clear()
+    await login(ui, "operator")
+    await ui.post(f"/sessions/{world.session.id}/start", headers={"HX-Request": "true"})
+    await world.fake.ask_decision(world.session, cause="disk_low")
+    page = (await ui.get(f"/sessions/{world.session.id}")).text
+    assert "Paused: disk low" in page and "Disk low" in page
+    assert "level-critical" in page and "24 min left" in page
+
+
+async def test_lock_warning_links_the_holder(ui: httpx.AsyncClient, world: World) -> None:
+    await login(ui, "operator")
+    await ui.post(f"/sessions/{world.session.id}/start", headers={"HX-Request": "true"})
+    page = (await ui.get(f"/sessions/{world.other.id}")).text
+    assert "Scope in use" in page
+    assert f'href="/sessions/{world.session.id}">Go to session apoferritin 2025-03' in page
+    r = await ui.post(f"/sessions/{world.other.id}/start", headers={"HX-Request": "true"})
+    assert "Scope locked" in r.text and "is locked by session apoferritin" in r.text
+    assert ">locked<" in r.text
+
+
+async def test_lost_and_killed_runs(ui: httpx.AsyncClient, world: World) -> None:
+    await login(ui, "staff")
+    await ui.post(f"/sessions/{world.session.id}/start", headers={"HX-Request": "true"})
+    r = await ui.post(f"/sessions/{world.session.id}/kill", headers={"HX-Request": "true"})
+    assert "was force-killed" in r.text and 'class="main start"' in r.text
+    assert "Force-kill sent." in r.text
+    await ui.post(f"/sessions/{world.session.id}/start", headers={"HX-Request": "true"})
+    r = await ui.post(f"/sessions/{world.session.id}/release-lock", headers={"HX-Request": "true"})
+    assert "Scope lock of Krios 1 removed from apoferritin 2025-03." in r.text
+    assert "Lease lost" in r.text and ">lost<" in r.text
+
+
+async def test_odd_data_renders(ui: httpx.AsyncClient, world: World) -> None:
+    fake = world.fake
+    fake.add_scope("tiny", "Tälos ☃ <b>", volumes=[])
+    odd = fake.add_session("Ωmega <script>alert(1)</script>", "tiny", grids=0)
+    fake.scopes["krios-1"].volumes = [
+        volume("huge", free=0.5, total=10**18, hours_left=10**9),
+        volume("zero", free=0.0, total=0, hours_left=None),
+    ]
+    await login(ui, "operator")
+    page = (await ui.get(f"/sessions/{odd.id}")).text
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
+    assert "No data volume reported yet." in page
+    dash = (await ui.get("/")).text
+    assert "500.0 PB" in dash and "&gt; 1 year" in dash and "Tälos ☃ &lt;b&gt;" in dash
+    browse = (await ui.get(f"/sessions/{odd.id}/browse")).text
+    assert "This session has no grids." in browse and "No exposure yet." in browse
+
+
+async def test_session_state_for_ended_run(ui: httpx.AsyncClient, world: World) -> None:
+    await login(ui, "operator")
+    await ui.post(f"/sessions/{world.session.id}/start", headers={"HX-Request": "true"})
+    await world.fake.set_state(world.session, RunState.ENDED, ExitReason.COMPLETED)
+    page = (await ui.get(f"/sessions/{world.session.id}")).text
+    assert 'id="exit-reason" class="reason-completed">completed' in page
+    assert 'class="main start"' in page and "UTC" in page
