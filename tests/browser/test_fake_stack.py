@@ -4,7 +4,7 @@ reconnects, roles. (The walk on the real embedded stack is in ``test_walk.py``.)
 from __future__ import annotations
 
 import pytest
-from browser.helpers import SCREENSHOTS, FakeStack, login, new_page, stream_open
+from browser.helpers import SCREENSHOTS, WALL, FakeStack, login, new_page, stream_open
 from playwright.async_api import Browser, Page, expect
 
 pytestmark = pytest.mark.browser
@@ -196,3 +196,49 @@ async def test_prompt_screenshot_as_staff(fake_stack: FakeStack, browser: Browse
     await prompt.get_by_role("button", name="Continue current grid").click()
     await expect(prompt.locator(".reprompt")).to_be_visible()
     await page.screenshot(path=str(SCREENSHOTS / "session-prompt-staff.png"), full_page=True)
+
+
+async def test_screenshots(fake_stack: FakeStack, browser: Browser) -> None:
+    """docs/screenshots: the session page running, the browser, the list, the dashboard."""
+    stack, fake = fake_stack, fake_stack.fake
+    page = await open_session(browser, stack, "operator")
+    await page.get_by_role("button", name="Start", exact=True).click()
+    await expect(page.locator("#run-state")).to_have_text("running")
+    squares = [t for t in stack.session.targets.values() if t["kind"] == "square"][:3]
+    holes = [t for t in stack.session.targets.values() if t["kind"] == "hole"][:4]
+    for t in squares[:1]:
+        t["status"] = "done"
+    for t in holes[:2]:
+        t["status"] = "done"
+    holes[2]["status"] = "acquiring"
+    for t in [*squares[1:], holes[3]]:
+        t["status"] = "queued"
+    await fake.publish_queue(stack.session)
+    for i in range(1, 9):
+        await fake.log(
+            stack.session, "acquisition", f"exposure {i} on hole {i:02d}a4 → movie_{i:05d}.mrc"
+        )
+        await fake.log(
+            stack.session,
+            "processing",
+            f"exposure {i}: defocus -1.5{i} µm, CTF 3.{i} Å, ice 3{i} nm",
+        )
+    await fake.log(
+        stack.session, "processing", "exposure 9: CTF fit low confidence (cc 0.07)", "warning"
+    )
+    await expect(page.locator("#log-processing li")).to_have_count(9)
+    await expect(page.locator("#queue tbody tr")).to_have_count(4)
+    await page.screenshot(path=str(SCREENSHOTS / "session-running.png"), full_page=True)
+    await page.goto(f"{stack.url}/sessions/{stack.session.id}/browse")
+    await expect(page.locator("#square svg")).to_be_visible()
+    await page.wait_for_load_state("networkidle")
+    await page.screenshot(path=str(SCREENSHOTS / "session-browser.png"), full_page=True)
+    await page.goto(f"{stack.url}/sessions")
+    await page.screenshot(path=str(SCREENSHOTS / "sessions.png"), full_page=True)
+    await page.goto(f"{stack.url}/")
+    await stream_open(page)
+    await page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
+    wall = await new_page(browser, WALL)
+    await login(wall, stack.url, "viewer", f"/sessions/{stack.session.id}")
+    await stream_open(wall)
+    await wall.screenshot(path=str(SCREENSHOTS / "session-wall.png"), full_page=True)

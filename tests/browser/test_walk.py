@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from browser.helpers import SCREENSHOTS, WALL, free_port, new_page, stream_open
+from browser.helpers import free_port, new_page, stream_open
 from playwright.async_api import Browser, Page, expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
@@ -174,22 +174,3 @@ async def test_reconnect_loses_no_line(live: Live, browser: Browser) -> None:
     await expect(page.locator("ol.log li")).to_have_count(len(stored))
     shown = await page.locator("ol.log li").evaluate_all("lis => lis.map(li => li.id)")
     assert {f"l-{line['message_id']}" for line in stored} == set(shown)
-
-
-async def test_screens(live: Live, browser: Browser) -> None:
-    sid = await live.new_session("apoferritin 2025-03", grids=2)
-    page = await log_in(browser, live, "operator", f"/sessions/{sid}")
-    await stream_open(page)
-    await start(page).click()
-    await expect(page.locator("#log-processing li").nth(2)).to_be_attached(timeout=60_000)
-    await page.screenshot(path=str(SCREENSHOTS / "session-running.png"), full_page=True)
-    await page.goto(f"{live.url}/sessions/{sid}/browse")
-    await expect(page.locator("#square svg")).to_be_visible(timeout=30_000)
-    await page.screenshot(path=str(SCREENSHOTS / "session-browser.png"), full_page=True)
-    await page.goto(f"{live.url}/sessions")
-    await page.screenshot(path=str(SCREENSHOTS / "sessions.png"), full_page=True)
-    wall = await log_in(browser, live, "viewer", "/", WALL)
-    await stream_open(wall)
-    await wall.screenshot(path=str(SCREENSHOTS / "dashboard-wall.png"), full_page=True)
-    await page.goto(f"{live.url}/")
-    await page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)

@@ -30,7 +30,9 @@ async def system(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         faults = marker.kwargs
     async with fresh_database(db, tmp_path) as url:
         if kind == "memory":
-            async with running_system(MemoryBus(), MemoryLeases(), tmp_path, url, mode="task", **faults) as s:
+            async with running_system(
+                MemoryBus(), MemoryLeases(), tmp_path, url, mode="task", **faults
+            ) as s:
                 yield s
             return
         from proto.bus.amqp import AmqpBus
@@ -39,5 +41,7 @@ async def system(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         ns = f"t{uuid4().hex[:10]}"
         settings = require_rabbitmq().model_copy(update={"namespace": ns})
         bus = AmqpBus(settings, service="test", delete_on_exit=True)
-        async with running_system(bus, AmqpLeases(settings), tmp_path, url, mode="process", **faults) as s:
+        async with running_system(
+            bus, AmqpLeases(settings), tmp_path, url, mode="process", **faults
+        ) as s:
             yield s

@@ -25,7 +25,9 @@ async def test_start_takes_exposures_and_soft_stop_ends_stopped(system: System) 
     ended = await system.ended(run_id)
     assert ended.exit_reason == "stopped"
     after = system.projected[system.projected.index(stopping) :]
-    assert sum(isinstance(e, m.ExposureAcquired) for e in after) <= 1, "no exposure may begin after the stop"
+    assert sum(isinstance(e, m.ExposureAcquired) for e in after) <= 1, (
+        "no exposure may begin after the stop"
+    )
     run = (await system.clients["viewer"].get(f"/api/runs/{run_id}")).json()
     assert run["state"] == "ended" and run["exit_reason"] == "stopped" and run["ended_at"]
     assert run["host"] and run["pid"]
@@ -53,11 +55,17 @@ async def test_pause_between_grids_prompt_continue_targets_next_grid(system: Sys
     sid, op = session["id"], system.clients["operator"]
     run_id = await system.start(sid)
     prompt = await system.wait_for(m.DecisionRequested, lambda e: e.run_id == run_id, timeout=60)
-    await system.wait_for(m.RunStateChanged, lambda e: e.run_id == run_id and e.state == "awaiting_decision")
-    assert prompt.grid_name == "gamma-g1" and prompt.has_next_grid and prompt.reprompt_reason is None
+    await system.wait_for(
+        m.RunStateChanged, lambda e: e.run_id == run_id and e.state == "awaiting_decision"
+    )
+    assert (
+        prompt.grid_name == "gamma-g1" and prompt.has_next_grid and prompt.reprompt_reason is None
+    )
 
     mark = system.mark()
-    assert (await op.post(f"/api/sessions/{sid}/decision", json={"choice": "continue_grid"})).status_code == 202
+    assert (
+        await op.post(f"/api/sessions/{sid}/decision", json={"choice": "continue_grid"})
+    ).status_code == 202
     again = await system.wait_for(m.DecisionRequested, lambda e: e.run_id == run_id, after=mark)
     assert again.reprompt_reason and "No targets are queued" in again.reprompt_reason
 
@@ -65,23 +73,31 @@ async def test_pause_between_grids_prompt_continue_targets_next_grid(system: Sys
     fresh = [s["id"] for s in grid["squares"] if s["status"] is None and s["cls"] == "good"][:1]
     assert fresh, "the atlas has more good squares than were queued"
     mark = system.mark()
-    assert (await op.post(f"/api/sessions/{sid}/targets", json={"target_ids": fresh})).status_code == 202
+    assert (
+        await op.post(f"/api/sessions/{sid}/targets", json={"target_ids": fresh})
+    ).status_code == 202
     await system.wait_for(
         m.QueueUpdated, lambda e: any(str(i.target_id) == fresh[0] for i in e.items), after=mark
     )
     mark = system.mark()
-    assert (await op.post(f"/api/sessions/{sid}/decision", json={"choice": "continue_grid"})).status_code == 202
+    assert (
+        await op.post(f"/api/sessions/{sid}/decision", json={"choice": "continue_grid"})
+    ).status_code == 202
     await system.wait_for(m.SquareAcquired, lambda e: str(e.square_id) == fresh[0], after=mark)
-    third = await system.wait_for(m.DecisionRequested, lambda e: e.run_id == run_id, after=mark, timeout=60)
+    third = await system.wait_for(
+        m.DecisionRequested, lambda e: e.run_id == run_id, after=mark, timeout=60
+    )
     assert third.reprompt_reason is None
 
     mark = system.mark()
-    await op.post(f"/api/sessions/{sid}/decision", json={"choice": "next_grid"})
+    assert (await op.post(f"/api/sessions/{sid}/decision", json={"choice": "next_grid"})).status_code == 202
     loaded = await system.wait_for(m.GridLoaded, lambda e: e.run_id == run_id, after=mark)
     assert loaded.grid_name == "gamma-g2"
-    last = await system.wait_for(m.DecisionRequested, lambda e: e.run_id == run_id, after=mark, timeout=60)
+    last = await system.wait_for(
+        m.DecisionRequested, lambda e: e.run_id == run_id, after=mark, timeout=60
+    )
     assert last.grid_name == "gamma-g2" and not last.has_next_grid
-    await op.post(f"/api/sessions/{sid}/decision", json={"choice": "next_grid"})
+    assert (await op.post(f"/api/sessions/{sid}/decision", json={"choice": "next_grid"})).status_code == 202
     ended = await system.ended(run_id)
     assert ended.exit_reason == "completed"
     grids = (await op.get(f"/api/sessions/{sid}")).json()["grids"]
@@ -91,13 +107,19 @@ async def test_pause_between_grids_prompt_continue_targets_next_grid(system: Sys
 async def test_stop_while_awaiting_a_decision(system: System) -> None:
     session = await system.session("delta", grids=2, pause=True)
     run_id = await system.start(session["id"])
-    await system.wait_for(m.RunStateChanged, lambda e: e.run_id == run_id and e.state == "awaiting_decision", timeout=60)
+    await system.wait_for(
+        m.RunStateChanged,
+        lambda e: e.run_id == run_id and e.state == "awaiting_decision",
+        timeout=60,
+    )
     await system.clients["operator"].post(f"/api/sessions/{session['id']}/stop")
     ended = await system.ended(run_id)
     assert ended.exit_reason == "stopped"
 
 
-async def test_second_session_on_a_locked_microscope_ends_locked_without_connecting(system: System) -> None:
+async def test_second_session_on_a_locked_microscope_ends_locked_without_connecting(
+    system: System,
+) -> None:
     first = await system.session("holder", grids=2, pause=True)
     second = await system.session("latecomer", grids=1)
     holder_run = await system.start(first["id"])
@@ -111,6 +133,6 @@ async def test_second_session_on_a_locked_microscope_ends_locked_without_connect
     await system.log_line(late_run, "is locked by session holder")
     logs = (await system.clients["viewer"].get(f"/api/sessions/{second['id']}/logs")).json()
     texts = " | ".join(line["text"] for line in logs)
-    assert "is locked by session holder" in texts and "connecting to" not in texts
+    assert "is locked by session holder" in texts and "connecting to Krios" not in texts
     await system.clients["operator"].post(f"/api/sessions/{first['id']}/stop")
     await system.ended(holder_run)

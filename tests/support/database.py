@@ -22,7 +22,9 @@ async def fresh_database(kind: str, tmp: Path) -> AsyncIterator[str]:
     try:
         admin = await asyncpg.connect(ADMIN_DSN)
     except OSError as exc:
-        pytest.fail(f"PostgreSQL is not reachable at 127.0.0.1:5432 ({exc}); run `make test`", pytrace=False)
+        pytest.fail(
+            f"PostgreSQL is not reachable at 127.0.0.1:5432 ({exc}); run `make test`", pytrace=False
+        )
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
         yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"

@@ -81,7 +81,12 @@ class System:
             self._changed.notify_all()
 
     async def wait_for(
-        self, kind: type[T], where: Callable[[T], bool] = lambda _m: True, *, timeout: float = 30, after: int = 0
+        self,
+        kind: type[T],
+        where: Callable[[T], bool] = lambda _m: True,
+        *,
+        timeout: float = 30,
+        after: int = 0,
     ) -> T:
         """The first event of ``kind`` (at index ≥ ``after``) that session-api has committed."""
 
@@ -111,7 +116,9 @@ class System:
     def mark(self) -> int:
         return len(self.projected)
 
-    async def session(self, name: str = "alpha", microscope: str = "krios-1", grids: int = 2, pause: bool = False) -> dict[str, Any]:
+    async def session(
+        self, name: str = "alpha", microscope: str = "krios-1", grids: int = 2, pause: bool = False
+    ) -> dict[str, Any]:
         r = await self.clients["operator"].post(
             "/api/sessions",
             json={
@@ -157,7 +164,12 @@ async def running_system(
     supervisor = attach_acquisition(bus, acq, leases, scopes)
     attach_processing(bus, ProcessingSettings(data_root=tmp / "data"))
     api = create_app(
-        ApiSettings(database_url=database_url, data_roots=[tmp / "data"], heartbeat_timeout_s=3, reconcile_interval_s=0.5),
+        ApiSettings(
+            database_url=database_url,
+            data_roots=[tmp / "data"],
+            heartbeat_timeout_s=3,
+            reconcile_interval_s=0.5,
+        ),
         bus=bus,
         leases=leases,
     )
@@ -174,8 +186,12 @@ async def running_system(
             await db.commit()
         transport = httpx.ASGITransport(app=api)
         for role in ROLES:
-            client = await stack.enter_async_context(httpx.AsyncClient(transport=transport, base_url="http://api"))
-            token = (await client.post("/api/auth/token", json={"username": role, "password": PASSWORD})).json()
+            client = await stack.enter_async_context(
+                httpx.AsyncClient(transport=transport, base_url="http://api")
+            )
+            token = (
+                await client.post("/api/auth/token", json={"username": role, "password": PASSWORD})
+            ).json()
             client.headers["Authorization"] = f"Bearer {token['access_token']}"
             system.clients[role] = client
         system.clients["anonymous"] = await stack.enter_async_context(

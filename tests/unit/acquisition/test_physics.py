@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import scipy.fft as sfft
+
 from acquisition.physics import (
     MEAN_FREE_PATH_NM,
     AtlasTruth,

@@ -7,6 +7,7 @@ from pathlib import Path
 import mrcfile
 import numpy as np
 import pytest
+
 from acquisition.physics import write_simulated_mrc
 
 

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from acquisition.physics import CtfTruth, simulate_micrograph
 from processing.imaging import estimate_ctf
 from processing.imaging.ctf_model import (

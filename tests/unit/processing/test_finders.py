@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.spatial import cKDTree
+
 from acquisition.physics import simulate_atlas, simulate_square
 from processing.imaging import find_holes, find_squares
-from scipy.spatial import cKDTree
 
 
 def _squares_score(seed: int, mesh: int, *, use_i0: bool) -> tuple[float, float, int]:
@@ -54,7 +55,9 @@ def test_square_finder_on_blank_or_bad_input() -> None:
 @pytest.mark.parametrize(
     ("seed", "pattern", "use_i0"), [(31, "R1.2/1.3", True), (32, "R2/1", False), (33, "R2/2", True)]
 )
-def test_hole_finder_precision_recall_on_usable_holes(seed: int, pattern: str, use_i0: bool) -> None:
+def test_hole_finder_precision_recall_on_usable_holes(
+    seed: int, pattern: str, use_i0: bool
+) -> None:
     image, truth = simulate_square(seed, shape=(2048, 2048), pattern=pattern)
     found = find_holes(image, i0=truth.i0 if use_i0 else None)
     centres = np.array([h.centre for h in truth.holes])
@@ -68,7 +71,7 @@ def test_hole_finder_precision_recall_on_usable_holes(seed: int, pattern: str, u
     assert tp / len(called_good) >= 0.99
     assert tp / n_good >= 0.98
     assert found[0].radius_px == pytest.approx(radius, rel=0.1)
-    errors = [f.ice_nm - truth.holes[idx[k]].ice_nm for k in called_good if hit[k]]
+    errors = [found[k].ice_nm - truth.holes[idx[k]].ice_nm for k in called_good if hit[k]]
     assert abs(float(np.median(errors))) < 10.0
 
 

@@ -53,22 +53,28 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def png(size: int = 32) -> bytes:
-    """A tiny grey-gradient PNG, made without any imaging library."""
-    rows = b"".join(
-        b"\x00" + bytes((x * 4 + y * 3) % 256 for x in range(size)) for y in range(size)
-    )
+def png(width: int = 200, height: int = 150) -> bytes:
+    """A small grey PNG of a grid disc with a square mesh, made without an imaging library."""
+
+    def pixel(x: int, y: int) -> int:
+        dx, dy = (x - width / 2) / (width * 0.42), (y - height / 2) / (height * 0.45)
+        if dx * dx + dy * dy > 1:
+            return 18
+        bar = x % 25 < 4 or y % 25 < 4
+        return 60 if bar else 150 + (x * 7 + y * 13) % 60
+
+    rows = b"".join(b"\x00" + bytes(pixel(x, y) for x in range(width)) for y in range(height))
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         body = kind + data
         return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
 
-    head = struct.pack(">IIBBBBB", size, size, 8, 0, 0, 0, 0)
+    head = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     return (
         b"\x89PNG\r\n\x1a\n"
         + chunk(b"IHDR", head)
         + chunk(b"IDAT", zlib.compress(rows))
-        + (chunk(b"IEND", b""))
+        + chunk(b"IEND", b"")
     )
 
 
@@ -129,9 +135,9 @@ class FakeApi:
                     "kind": "square",
                     "grid_id": g.id,
                     "parent_id": g.atlas_id,
-                    "y": 120.0 + 130 * (k // 3),
-                    "x": 150.0 + 220 * (k % 3),
-                    "size_px": 90.0,
+                    "y": 158.0 + 100 * (k // 3),
+                    "x": 258.0 + 100 * (k % 3),
+                    "size_px": 76.0,
                     "cls": ("good", "thick", "empty", "broken", "cracked", "contaminated")[k % 6],
                     "score": 0.5 + k / 20,
                     "ice_nm": 30.0 + k,

@@ -47,14 +47,29 @@ class _Queue:
     consumers: int = 0
 
 
+class _Worker:
+    """One consumer's task; it is only ever cancelled while waiting, never mid-handler."""
+
+    def __init__(self) -> None:
+        self.task: asyncio.Task[None] | None = None
+        self.busy = False
+        self.closing = False
+
+    async def stop(self) -> None:
+        self.closing = True
+        assert self.task is not None
+        if not self.busy:
+            self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+
 class _MemorySubscription:
-    def __init__(self, bus: MemoryBus, spec: QueueSpec, task: asyncio.Task[None]) -> None:
-        self._bus, self._spec, self._task = bus, spec, task
+    def __init__(self, bus: MemoryBus, spec: QueueSpec, worker: _Worker) -> None:
+        self._bus, self._spec, self._worker = bus, spec, worker
 
     async def close(self) -> None:
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await self._worker.stop()
         if not self._spec.durable:
             self._bus._drop_queue(self._spec.name)
 
@@ -68,7 +83,7 @@ class MemoryBus:
         self._bindings: dict[str, list[tuple[str, str]]] = {x: [] for x in EXCHANGES}
         self._queues: dict[str, _Queue] = {}
         self._pending: list[tuple[QueueSpec, Consumer]] = []
-        self._tasks: list[asyncio.Task[None]] = []
+        self._workers: list[_Worker] = []
         self._busy = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -82,17 +97,14 @@ class MemoryBus:
         for spec in WORK_QUEUES:
             self._declare(spec)
         for spec, consumer in self._pending:
-            self._tasks.append(self._start(spec, consumer))
+            self._workers.append(self._start(spec, consumer))
         self._entered = True
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        for worker in self._workers:
+            await worker.stop()
+        self._workers.clear()
         self._entered = False
 
     # --- topology -----------------------------------------------------------------------
@@ -168,11 +180,11 @@ class MemoryBus:
         if not self._entered:
             raise RuntimeError("subscribe() needs an entered bus")
         consumer = Consumer(queue, model, handler, self.observer)
-        task = self._start(queue, consumer)
-        self._tasks.append(task)
-        return _MemorySubscription(self, queue, task)
+        worker = self._start(queue, consumer)
+        self._workers.append(worker)
+        return _MemorySubscription(self, queue, worker)
 
-    def _start(self, spec: QueueSpec, consumer: Consumer) -> asyncio.Task[None]:
+    def _start(self, spec: QueueSpec, consumer: Consumer) -> _Worker:
         q = self._declare(spec)
         # Messages that waited for a consumer now count towards quiescence.
         waiting = q.items.qsize() if q.consumers == 0 else 0
@@ -180,15 +192,21 @@ class MemoryBus:
         if waiting:
             self._busy += waiting
             self._idle.clear()
-        return asyncio.create_task(self._consume(q, consumer), name=f"consume {spec.name}")
+        worker = _Worker()
+        worker.task = asyncio.create_task(
+            self._consume(q, consumer, worker), name=f"consume {spec.name}"
+        )
+        return worker
 
-    async def _consume(self, q: _Queue, consumer: Consumer) -> None:
+    async def _consume(self, q: _Queue, consumer: Consumer, worker: _Worker) -> None:
         try:
-            while True:
+            while not worker.closing:
                 envelope = await q.items.get()
+                worker.busy = True
                 try:
                     await self._handle(q, consumer, envelope)
                 finally:
+                    worker.busy = False
                     self._done()
         finally:
             q.consumers -= 1

@@ -100,6 +100,8 @@ async def prompt(
     while True:
         run.decided.clear()
         run.decision = None
+        # the state first: when the prompt is seen, a decision is already accepted
+        await run.set_state(RunState.AWAITING_DECISION)
         await run.bus.publish(
             m.DecisionRequested(
                 run_id=run.run_id,
@@ -111,7 +113,6 @@ async def prompt(
                 reprompt_reason=reason,
             )
         )
-        await run.set_state(RunState.AWAITING_DECISION)
         if cause == "grid_done":
             run.info("grid %s: queue is empty; waiting for a decision", grid.name)
         await interruptible(run.decided.wait(), stop=run.stop, lost=run.lost)

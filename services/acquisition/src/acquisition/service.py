@@ -19,7 +19,6 @@ from proto.bus.base import Bus
 from proto.lease.base import LeaseManager
 from proto.topology import ACQUISITION_COMMANDS
 
-
 RUN_SETTINGS_ENV = "GRIDPILOT_RUN_SETTINGS"
 """How the supervisor hands its settings to a run's child process (JSON)."""
 

@@ -59,16 +59,17 @@ def create_app(
                 await entered.subscribe(SESSION_API_LOGS, m.LogRecorded, projector.log_line),
             ]
             app.state.bus = entered
-            task = asyncio.create_task(_reconcile(app, settings, entered))
+            stopping = asyncio.Event()
+            task = asyncio.create_task(_reconcile(app, settings, entered, stopping))
             try:
                 yield
             finally:
                 app.state.bus = None
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                stopping.set()
+                await task
                 for sub in subs:
                     await sub.close()
+                await projector.drain()
         await engine.dispose()
 
     app = FastAPI(
@@ -109,8 +110,11 @@ def _amqp_leases() -> LeaseManager:
     return AmqpLeases(AmqpSettings())
 
 
-async def _reconcile(app: FastAPI, settings: ApiSettings, bus: Bus) -> None:
-    while True:
+async def _reconcile(
+    app: FastAPI, settings: ApiSettings, bus: Bus, stopping: asyncio.Event
+) -> None:
+    """Every few seconds until ``stopping``: end ``lost`` the runs that died silently."""
+    while not stopping.is_set():
         try:
             ended = await reconcile_once(
                 app.state.sessionmaker,
@@ -131,7 +135,8 @@ async def _reconcile(app: FastAPI, settings: ApiSettings, bus: Bus) -> None:
                 )
         except Exception:
             log.exception("reconciling runs failed; trying again next round")
-        await asyncio.sleep(settings.reconcile_interval_s)  # periodic job, not an event wait
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), settings.reconcile_interval_s)
 
 
 async def _refresh_gauges(app: FastAPI, metrics: ApiMetrics) -> None:

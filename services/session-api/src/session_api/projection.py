@@ -78,9 +78,14 @@ class Projector:
         for listener in self.listeners:
             await listener(message)
 
+    async def drain(self) -> None:
+        """Wait for the event or log record being projected now (before shutting down)."""
+        async with self._lock:
+            return
+
     async def log_line(self, record: m.LogRecorded) -> None:
         """Keep one log record (the handler of ``session-api.logs``); duplicates are dropped."""
-        async with self._sessions() as db:
+        async with self._lock, self._sessions() as db:
             session_id = _uuid(record.session_id)
             if session_id is None and record.run_id is not None:
                 session_id = await db.scalar(select(Run.session_id).where(Run.id == record.run_id))

@@ -3,7 +3,6 @@ lease is not held by it is dead, and ends ``lost``."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import timedelta
 
@@ -62,24 +61,3 @@ async def reconcile_once(
         await db.execute(delete(Processed).where(Processed.at < now - timedelta(days=2)))
         await db.commit()
     return ended
-
-
-async def reconcile_forever(
-    sessions: async_sessionmaker[AsyncSession],
-    leases: LeaseManager,
-    *,
-    interval_s: float,
-    heartbeat_timeout_s: float,
-    start_timeout_s: float,
-) -> None:
-    while True:
-        try:
-            await reconcile_once(
-                sessions,
-                leases,
-                heartbeat_timeout_s=heartbeat_timeout_s,
-                start_timeout_s=start_timeout_s,
-            )
-        except Exception:
-            log.exception("reconciling runs failed; trying again")
-        await asyncio.sleep(interval_s)  # a periodic job, not a wait for an event

@@ -76,7 +76,14 @@ def _peak(cc: F32, guess: tuple[float, float], radius: int) -> tuple[float, floa
 
 
 def _align(
-    small: C64, size: tuple[int, int], iterations: int, sigma: float, workers: int, max_shift: int
+    small: C64,
+    size: tuple[int, int],
+    iterations: int,
+    sigma: float,
+    workers: int,
+    max_shift: int,
+    start: F64 | None = None,
+    tolerance: float = 0.02,
 ) -> F64:
     """Leave-one-out alignment of cropped frame spectra; shifts in cropped pixels."""
     n = small.shape[0]
@@ -84,12 +91,13 @@ def _align(
     fx = sfft.rfftfreq(size[1])[None, :]
     lowpass = np.exp(-2 * (math.pi * sigma) ** 2 * (fy * fy + fx * fx)).astype(np.float32)
     weighted = small * lowpass[None]
-    shifts = np.zeros((n, 2))
+    shifts = np.zeros((n, 2)) if start is None else start.copy()
     cross = np.empty_like(small)
     for _ in range(iterations):
         aligned = np.empty_like(small)
         for i in range(n):
-            np.multiply(small[i], _ramp(size[0], shifts[i, 0], real_axis=False)[:, None], out=aligned[i])
+            ramp_y = _ramp(size[0], shifts[i, 0], real_axis=False)[:, None]
+            np.multiply(small[i], ramp_y, out=aligned[i])
             aligned[i] *= _ramp(size[1], shifts[i, 1], real_axis=True)[None, :]
         total = aligned.sum(axis=0)
         for i in range(n):
@@ -102,7 +110,7 @@ def _align(
         new -= new.mean(axis=0)
         change = float(np.abs(new - shifts).max())
         shifts = new
-        if change < 0.02:
+        if change < tolerance:
             break
     return shifts
 
@@ -190,12 +198,20 @@ def align_movie(
     scale = (ny / size[0], nx / size[1])
     radius = max(3, int(math.ceil(max_shift_px / min(scale))))
     sigma = max(0.75, lowpass_sigma_px / min(scale))
-    shifts_small = _align(small, size, iterations, sigma, fft_workers, radius)
+    # Coarse-to-fine: converge on a half-size crop (4x cheaper), then polish at full crop.
+    half = (2 * (size[0] // 4), 2 * (size[1] // 4))
+    coarse = np.stack([_crop(s, half) for s in small])
+    ratio = np.array([size[0] / half[0], size[1] / half[1]])
+    first = _align(coarse, half, iterations, max(0.5, sigma / 2), fft_workers, max(3, radius // 2))
+    shifts_small = _align(
+        small, size, 3, sigma, fft_workers, 3, start=first * ratio, tolerance=0.005
+    )
     shifts = smooth_trajectory(shifts_small * np.array(scale), smoothing)
+    shifts = shifts - shifts[0]  # frame 0 is the reference of shifts and sum alike
     dose = dose_per_frame_e_per_a2 if dose_weighting and pixel_size_a is not None else 0.0
     px = pixel_size_a if pixel_size_a is not None else 1.0
     summed = _weighted_sum(spectra, shifts, (ny, nx), px, dose, voltage_kv, fft_workers)
-    return MotionResult(shifts - shifts[0], summed, binning)
+    return MotionResult(shifts, summed, binning)
 
 
 def _weighted_sum(

@@ -133,13 +133,23 @@ async def get_logs(
     panel: Literal["acquisition", "processing", "system"] | None = None,
     level: Literal["debug", "info", "warning", "error", "critical"] | None = None,
     after_id: int = Query(0, ge=0),
+    since: datetime | None = Query(None, description="only lines sent at or after (aware)"),
+    tail: int | None = Query(None, ge=1, le=5000, description="only the newest N lines"),
     limit: int = Query(500, ge=1, le=5000),
     format: Literal["json", "text"] = "json",
 ) -> list[LogLineView] | PlainTextResponse:
-    """Log lines of the session in order; ``level`` is a minimum; ``format=text`` is the
+    """Log lines of the session in ascending id order. ``level`` is a minimum; ``after_id``
+    and ``since`` are reconnect cursors; ``tail`` keeps the newest N; ``format=text`` is the
     whole log as a download."""
     session = await session_or_404(db, session_id)
+    if since is not None and since.tzinfo is None:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            [{"loc": ["query", "since"], "msg": "give a time zone (e.g. Z)", "type": "value_error"}],
+        )
     query = select(LogLine).where(LogLine.session_id == session.id, LogLine.id > after_id)
+    if since is not None:
+        query = query.where(LogLine.sent_at >= since)
     if panel:
         query = query.where(LogLine.panel == panel)
     if level:
@@ -155,7 +165,11 @@ async def get_logs(
         return PlainTextResponse(
             text, headers={"Content-Disposition": f'attachment; filename="{name}"'}
         )
-    rows = (await db.scalars(query.limit(limit))).all()
+    if tail is not None:
+        newest = query.order_by(None).order_by(LogLine.id.desc()).limit(min(tail, limit))
+        rows = list(reversed((await db.scalars(newest)).all()))
+    else:
+        rows = list((await db.scalars(query.limit(limit))).all())
     return [
         LogLineView(
             id=r.id,
