@@ -90,14 +90,18 @@ async def test_pause_between_grids_prompt_continue_targets_next_grid(system: Sys
     assert third.reprompt_reason is None
 
     mark = system.mark()
-    assert (await op.post(f"/api/sessions/{sid}/decision", json={"choice": "next_grid"})).status_code == 202
+    assert (
+        await op.post(f"/api/sessions/{sid}/decision", json={"choice": "next_grid"})
+    ).status_code == 202
     loaded = await system.wait_for(m.GridLoaded, lambda e: e.run_id == run_id, after=mark)
     assert loaded.grid_name == "gamma-g2"
     last = await system.wait_for(
         m.DecisionRequested, lambda e: e.run_id == run_id, after=mark, timeout=60
     )
     assert last.grid_name == "gamma-g2" and not last.has_next_grid
-    assert (await op.post(f"/api/sessions/{sid}/decision", json={"choice": "next_grid"})).status_code == 202
+    assert (
+        await op.post(f"/api/sessions/{sid}/decision", json={"choice": "next_grid"})
+    ).status_code == 202
     ended = await system.ended(run_id)
     assert ended.exit_reason == "completed"
     grids = (await op.get(f"/api/sessions/{sid}")).json()["grids"]

@@ -40,6 +40,7 @@ from proto.api import (
 )
 from proto.bus.base import Bus
 from proto.messages.image import QueueItem, QueueUpdated
+from proto.messages.projection import StateProjected
 from proto.messages.log import LogRecorded
 from proto.messages.run import RunStateChanged
 from proto.states import ExitReason, RunState
@@ -238,26 +239,25 @@ class FakeApi:
 
     async def publish_state(self, s: Sess, run: dict[str, Any]) -> None:
         if self.bus is not None:
-            await self.bus.publish(
-                RunStateChanged(
-                    run_id=run["id"],
-                    session_id=s.id,
-                    microscope_id=s.scope,
-                    state=run["state"],
-                    exit_reason=run["exit_reason"],
-                    host=run["host"],
-                    pid=run["pid"],
-                )
+            event = RunStateChanged(
+                run_id=run["id"],
+                session_id=s.id,
+                microscope_id=s.scope,
+                state=run["state"],
+                exit_reason=run["exit_reason"],
+                host=run["host"],
+                pid=run["pid"],
             )
+            # like session-api: the pages hear of a change once it is committed
+            await self.bus.publish(StateProjected.of(event))
 
     async def publish_queue(self, s: Sess) -> None:
         q = self.queue_view(s)
         if self.bus is not None and q.run_id is not None:
-            await self.bus.publish(
-                QueueUpdated(
-                    run_id=q.run_id, session_id=s.id, items=tuple(q.items), counts=q.counts
-                )
+            event = QueueUpdated(
+                run_id=q.run_id, session_id=s.id, items=tuple(q.items), counts=q.counts
             )
+            await self.bus.publish(StateProjected.of(event))
 
     async def log(
         self,

@@ -12,6 +12,7 @@ import pytest
 from proto.api import LogLineView
 from proto.bus.memory import MemoryBus
 from proto.messages.image import QueueUpdated
+from proto.messages.projection import StateProjected
 from proto.messages.log import LogRecorded
 from proto.messages.run import RunHeartbeatSent, RunStateChanged
 from proto.states import RunState
@@ -123,9 +124,11 @@ async def test_other_sessions_are_filtered_and_runs_learned(membus: MemoryBus) -
     it = Feed(membus, where).items()
     await take(it, 1)
     await membus.publish(record("someone else", session=str(uuid4())))
-    await membus.publish(
-        RunStateChanged(run_id=RUN, session_id=SID, microscope_id="krios-1", state=RunState.RUNNING)
+    running = RunStateChanged(
+        run_id=RUN, session_id=SID, microscope_id="krios-1", state=RunState.RUNNING
     )
+    await membus.publish(running)  # the raw event: session-api may not have it yet
+    await membus.publish(StateProjected.of(running))
     (changed,) = await take(it, 1)
     assert isinstance(changed, Changed) and {"process", "controls", "popups"} <= changed.parts
     assert RUN in where.run_ids
@@ -139,7 +142,7 @@ async def test_queue_updates_carry_their_message(membus: MemoryBus) -> None:
     it = Feed(membus, SessionFilter(SID, "k", {RUN})).items()
     await take(it, 1)
     msg = QueueUpdated(run_id=RUN, session_id=SID, items=(), counts={"done": 3})
-    await membus.publish(msg)
+    await membus.publish(StateProjected.of(msg))
     (changed,) = await take(it, 1)
     assert isinstance(changed, Changed) and changed.parts == {"queue"}
     assert changed.messages[0].message_id == msg.message_id

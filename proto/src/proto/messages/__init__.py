@@ -22,6 +22,7 @@ from proto.messages.image import (
 )
 from proto.messages.lease import LeaseDenied, LeaseGranted, LeaseHolder, LeaseLost, LeaseReleased
 from proto.messages.log import LogRecorded
+from proto.messages.projection import StateProjected
 from proto.messages.run import (
     DecideRun,
     DecisionRequested,
@@ -72,6 +73,7 @@ __all__ = [
     "SquareAcquired",
     "SquaresFound",
     "StartRun",
+    "StateProjected",
     "StopRun",
     "Target",
     "VolumeStatus",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Response
@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from proto import messages as m
 from proto.bus.base import Bus
+from proto.errors import BusUnavailable
 from proto.lease.base import LeaseManager
 from proto.settings import AmqpSettings
 from proto.states import ExitReason, RunState
@@ -59,6 +60,7 @@ def create_app(
                 await entered.subscribe(SESSION_API_LOGS, m.LogRecorded, projector.log_line),
             ]
             app.state.bus = entered
+            projector.listeners.append(_announcer(entered))
             stopping = asyncio.Event()
             task = asyncio.create_task(_reconcile(app, settings, entered, stopping))
             try:
@@ -102,6 +104,20 @@ def create_app(
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _announcer(bus: Bus) -> Callable[[m.Message], Awaitable[None]]:
+    """Tell the pages that an event is committed, so they re-read state that includes it."""
+
+    async def announce(event: m.Message) -> None:
+        if isinstance(event, m.StateProjected | m.LogRecorded):
+            return
+        try:
+            await bus.publish(m.StateProjected.of(event))
+        except BusUnavailable:
+            log.warning("could not announce a projected %s", event.routing_key)
+
+    return announce
 
 
 def _amqp_leases() -> LeaseManager:

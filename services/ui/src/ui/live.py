@@ -24,6 +24,7 @@ from proto.api import LogLineView
 from proto.bus.base import Bus
 from proto.messages.base import Message
 from proto.messages.log import LogRecorded
+from proto.messages.projection import StateProjected
 from proto.topology import EVENTS, LOGS, transient_queue
 from ui.metrics import SSE_OVERFLOWS
 
@@ -125,6 +126,14 @@ class Feed:
     async def _on_message(self, message: Message) -> None:
         # Never raise here: a raising handler would be retried and dead-lettered.
         try:
+            if isinstance(message, StateProjected):
+                # session-api has committed it: state read now includes it
+                original = message.original()
+                if original is None:
+                    return
+                message = original
+            elif not isinstance(message, LogRecorded):
+                return  # a raw event: wait until session-api has projected it
             if self.classify(message) is None:
                 return
             self._inbox.put_nowait(message)
@@ -135,7 +144,9 @@ class Feed:
 
     async def items(self) -> AsyncIterator[Item]:
         """Yield until the consumer stops iterating (the browser went away)."""
-        spec = transient_queue("ui", EVENTS, ("#",), extra_bindings=((LOGS, "#"),))
+        spec = transient_queue(
+            "ui", EVENTS, (StateProjected.routing_key,), extra_bindings=((LOGS, "#"),)
+        )
         subscription = await self.bus.subscribe(spec, Message, self._on_message)
         catch_up: asyncio.Task[None] | None = None
         try:

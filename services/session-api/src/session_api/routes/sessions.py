@@ -145,7 +145,13 @@ async def get_logs(
     if since is not None and since.tzinfo is None:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
-            [{"loc": ["query", "since"], "msg": "give a time zone (e.g. Z)", "type": "value_error"}],
+            [
+                {
+                    "loc": ["query", "since"],
+                    "msg": "give a time zone (e.g. Z)",
+                    "type": "value_error",
+                }
+            ],
         )
     query = select(LogLine).where(LogLine.session_id == session.id, LogLine.id > after_id)
     if since is not None:
