@@ -12,13 +12,14 @@ env: ## create or update .venv from uv.lock
 demo: env ## run the embedded stack on http://127.0.0.1:8000
 	$(RUN) gridpilot demo
 
-services: ## make sure RabbitMQ, PostgreSQL and Chromium are there (starts or installs them)
+services: ## make sure RabbitMQ, PostgreSQL, Chromium and the deploy linters are there
 	@bash scripts/ensure-rabbitmq.sh
 	@bash scripts/ensure-postgres.sh
 	@bash scripts/ensure-chromium.sh
+	@bash scripts/ensure-deploy-tools.sh
 
 test: env services ## the whole suite, on both buses and both databases, browser included
-	$(RUN) pytest -q -p no:randomly
+	$(RUN) pytest -q
 
 test-quick: env ## the inner loop: no RabbitMQ, no PostgreSQL, no browser
 	$(RUN) pytest -q -m "not rabbitmq and not postgres and not browser"
@@ -32,6 +33,7 @@ lint: env ## ruff, mypy --strict, import-linter
 bench: env services ## every benchmark; tables on stdout, JSON in benchmarks/results/
 	$(RUN) python benchmarks/lease.py
 	$(RUN) python benchmarks/control.py
+	$(RUN) python benchmarks/logs.py
 	$(RUN) python benchmarks/processing.py
 
 clean:

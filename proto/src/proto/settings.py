@@ -18,6 +18,8 @@ class AmqpSettings(BaseSettings):
     prefetch: int = Field(8, ge=1)
     heartbeat: int = Field(30, ge=1)
     lease_heartbeat: int = Field(5, ge=1)
+    publish_retry_s: float = Field(10.0, ge=0)
+    """How long a publish waits for a lost connection to come back before it fails."""
     namespace: str = ""
     """Prefix of every exchange and queue name (empty in production; tests isolate with it)."""
 

@@ -40,8 +40,8 @@ from proto.api import (
 )
 from proto.bus.base import Bus
 from proto.messages.image import QueueItem, QueueUpdated
-from proto.messages.projection import StateProjected
 from proto.messages.log import LogRecorded
+from proto.messages.projection import StateProjected
 from proto.messages.run import RunStateChanged
 from proto.states import ExitReason, RunState
 

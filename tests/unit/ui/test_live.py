@@ -12,8 +12,8 @@ import pytest
 from proto.api import LogLineView
 from proto.bus.memory import MemoryBus
 from proto.messages.image import QueueUpdated
-from proto.messages.projection import StateProjected
 from proto.messages.log import LogRecorded
+from proto.messages.projection import StateProjected
 from proto.messages.run import RunHeartbeatSent, RunStateChanged
 from proto.states import RunState
 from ui import live

@@ -9,6 +9,7 @@ unroutable; persistent JSON with ``type`` = message type, ``message_id`` and
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -190,15 +191,35 @@ class AmqpBus:
         )
 
     async def _publish(self, exchange: str, key: str, message: aio_pika.Message) -> None:
-        if exchange not in self._exchanges:
+        """Publish with confirm; while the connection is down, wait for it to come back for
+        up to ``publish_retry_s`` (a retried message may arrive twice: consumers dedupe)."""
+        if exchange not in self._exchanges or self._connection is None:
             raise BusUnavailable(f"no exchange {exchange!r} (is the bus entered?)")
-        try:
-            await self._exchanges[exchange].publish(message, routing_key=key, mandatory=True)
-        except aiormq.exceptions.PublishError as exc:
-            raise BusUnavailable(f"unroutable: nothing is bound to {exchange} {key!r}") from exc
-        except (aiormq.exceptions.AMQPError, OSError, RuntimeError) as exc:
-            raise BusUnavailable(f"publish to {exchange} {key!r} failed: {exc!r}") from exc
+        deadline = time.monotonic() + self.settings.publish_retry_s
+        while True:
+            try:
+                await self._exchanges[exchange].publish(message, routing_key=key, mandatory=True)
+                break
+            except aiormq.exceptions.PublishError as exc:
+                raise BusUnavailable(f"unroutable: nothing is bound to {exchange} {key!r}") from exc
+            except (aiormq.exceptions.AMQPError, OSError, RuntimeError) as exc:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._connection.is_closed:
+                    raise BusUnavailable(f"publish to {exchange} {key!r} failed: {exc!r}") from exc
+                log.warning("publish to %s failed (%r); waiting for the broker", exchange, exc)
+                try:
+                    async with asyncio.timeout(left):
+                        await self._connection.ready()
+                        await self._channel_ready()
+                except TimeoutError:
+                    raise BusUnavailable(f"broker did not come back: {exc!r}") from exc
         self.observer.published(exchange)
+
+    async def _channel_ready(self) -> None:
+        """After a reconnect, the robust channel is restored a moment after the connection."""
+        assert self._channel is not None
+        while self._channel.is_closed:
+            await asyncio.sleep(0.05)  # aio-pika offers no event for a restored channel
 
     # --- consuming ----------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """``python -m acquisition.child``: one run in its own process (and process group).
 
 Reads the ``StartRun`` and later commands as ``<routing key> <json>`` lines on stdin, holds
-the lease on its own broker connection, prints ``ENDED <reason>`` when the run ends. Standard
+the lease on its own broker connection, prints ``ENDED <reason> <detail>`` when the run ends. Standard
 input closing means the supervisor is gone: the run stops softly.
 """
 
@@ -61,10 +61,10 @@ async def main() -> None:
             loop.commands.put_nowait(m.StopRun(run_id=start.run_id, requested_by="supervisor gone"))
 
         feeder = asyncio.create_task(feed())
-        reason, _detail = await loop.execute()
+        reason, detail = await loop.execute()
         feeder.cancel()
         await handler.flush_async()
-        sys.stdout.write(f"ENDED {reason.value}\n")
+        sys.stdout.write(f"ENDED {reason.value} {detail}\n")
         sys.stdout.flush()
 
 

@@ -26,7 +26,8 @@ from proto.states import ExitReason
 log = logging.getLogger(__name__)
 
 Ended = Callable[[m.StartRun, ExitReason, str], Awaitable[None]]
-"""Called when a run's task or process is gone without having announced its end."""
+"""Called with how a run ended when its task or process is gone (a process may have
+announced it already; a task that crashed has not)."""
 
 
 class TaskLauncher:
@@ -39,10 +40,10 @@ class TaskLauncher:
         scopes: dict[str, Microscope],
         settings: RunSettings,
         host: str,
-        on_orphan: Ended,
+        on_end: Ended,
     ) -> None:
         self.bus, self.leases, self.scopes, self.settings = bus, leases, scopes, settings
-        self.host, self.on_orphan = host, on_orphan
+        self.host, self.on_end = host, on_end
         self.runs: dict[UUID, tuple[RunLoop, asyncio.Task[tuple[ExitReason, str]]]] = {}
 
     def live(self) -> set[UUID]:
@@ -65,7 +66,7 @@ class TaskLauncher:
     async def _done(self, start: m.StartRun, task: asyncio.Task[tuple[ExitReason, str]]) -> None:
         self.runs.pop(start.run_id, None)
         if not task.cancelled() and task.exception() is not None:
-            await self.on_orphan(start, ExitReason.FAILED, f"run crashed: {task.exception()!r}")
+            await self.on_end(start, ExitReason.FAILED, f"run crashed: {task.exception()!r}")
 
     async def forward(self, command: m.Message) -> bool:
         entry = self.runs.get(command.run_id) if command.run_id else None
@@ -87,15 +88,15 @@ class TaskLauncher:
 class _Child:
     def __init__(self, start: m.StartRun, proc: asyncio.subprocess.Process) -> None:
         self.start, self.proc = start, proc
-        self.announced_end = False
+        self.ended: tuple[ExitReason, str] | None = None
         self.killed = False
 
 
 class ProcessLauncher:
     """Each run in a child process and process group: ``python -m acquisition.child``."""
 
-    def __init__(self, on_orphan: Ended, env: dict[str, str] | None = None) -> None:
-        self.on_orphan = on_orphan
+    def __init__(self, on_end: Ended, env: dict[str, str] | None = None) -> None:
+        self.on_end = on_end
         self.env = env or {}
         """Added to the children's environment (the run settings, the bus namespace)."""
         self.children: dict[UUID, _Child] = {}
@@ -128,14 +129,20 @@ class ProcessLauncher:
         assert child.proc.stdout is not None
         async for raw in child.proc.stdout:
             if raw.startswith(b"ENDED "):
-                child.announced_end = True
+                reason, _, detail = raw.decode().strip().removeprefix("ENDED ").partition(" ")
+                child.ended = (ExitReason(reason), detail)
         code = await child.proc.wait()
         self.children.pop(child.start.run_id, None)
-        if not child.announced_end and not child.killed:
-            await self.on_orphan(
-                child.start,
-                ExitReason.FAILED,
-                f"run process {child.proc.pid} exited with code {code}",
+        if child.killed:
+            return
+        if child.ended is not None:
+            # Say it again from here: the child's own announcement may not have got through
+            # (a broker restart); ended is final, so a repeat changes nothing.
+            await self.on_end(child.start, *child.ended)
+        else:
+            pid = child.proc.pid
+            await self.on_end(
+                child.start, ExitReason.FAILED, f"run process {pid} exited with code {code}"
             )
 
     async def forward(self, command: m.Message) -> bool:

@@ -22,7 +22,7 @@ from acquisition.simulator.scope import run_dir
 from acquisition.waits import LeaseGone, SkipGrid, StopRequested, interruptible
 from proto import messages as m
 from proto.bus.base import Bus, Subscription
-from proto.errors import LeaseBusy
+from proto.errors import BusUnavailable, LeaseBusy
 from proto.lease.base import HeldLease, LeaseManager
 from proto.messages.run import Choice
 from proto.states import ExitReason, RunState, can_move
@@ -168,7 +168,10 @@ class RunLoop:
                 with contextlib.suppress(Exception):
                     await sub.close()
             await self._let_go(killed)
-        await self.set_state(RunState.ENDED, reason, detail)
+        try:
+            await self.set_state(RunState.ENDED, reason, detail)
+        except BusUnavailable:
+            log.error("could not announce the end (%s) of run %s", reason, self.run_id)
         return reason, detail
 
     async def _locked(self, holder: m.LeaseHolder, busy: LeaseBusy) -> tuple[ExitReason, str]:

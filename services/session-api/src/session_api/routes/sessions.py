@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import PlainTextResponse
@@ -133,8 +133,8 @@ async def get_logs(
     panel: Literal["acquisition", "processing", "system"] | None = None,
     level: Literal["debug", "info", "warning", "error", "critical"] | None = None,
     after_id: int = Query(0, ge=0),
-    since: datetime | None = Query(None, description="only lines sent at or after (aware)"),
-    tail: int | None = Query(None, ge=1, le=5000, description="only the newest N lines"),
+    since: Annotated[datetime | None, Query(description="only lines sent at or after")] = None,
+    tail: Annotated[int | None, Query(ge=1, le=5000, description="only the newest N")] = None,
     limit: int = Query(500, ge=1, le=5000),
     format: Literal["json", "text"] = "json",
 ) -> list[LogLineView] | PlainTextResponse:
