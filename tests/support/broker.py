@@ -32,3 +32,18 @@ def require_rabbitmq() -> AmqpSettings:
 POSTGRES_URL = os.environ.get(
     "POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 )
+
+
+def delete_namespace(namespace: str) -> None:
+    """Remove every queue and exchange whose name starts with ``<namespace>.`` (management API)."""
+    from urllib.parse import quote
+
+    import httpx
+
+    settings = amqp_settings()
+    vhost = quote(settings.vhost, safe="")
+    with httpx.Client(base_url=settings.management_url, auth=settings.credentials, timeout=10) as c:
+        for kind in ("queues", "exchanges"):
+            for item in c.get(f"/api/{kind}/{vhost}").json():
+                if item["name"].startswith(f"{namespace}."):
+                    c.delete(f"/api/{kind}/{vhost}/{quote(item['name'], safe='')}")

@@ -83,10 +83,3 @@ class ProcessCollector(Collector):
             "When the service last answered",
             value=time.time(),
         )
-
-
-def service_registry(service: str) -> tuple[CollectorRegistry, BusMetrics]:
-    """A registry with the process collector and the bus metrics of ``service``."""
-    registry = CollectorRegistry()
-    registry.register(ProcessCollector(service))
-    return registry, BusMetrics(service, registry)

@@ -1,8 +1,8 @@
 """``python -m acquisition.child``: one run in its own process (and process group).
 
 Reads the ``StartRun`` and later commands as ``<routing key> <json>`` lines on stdin, holds
-the lease on its own broker connection, prints ``ENDED <reason> <detail>`` when the run ends. Standard
-input closing means the supervisor is gone: the run stops softly.
+the lease on its own broker connection, prints ``ENDED <reason> <detail>`` when the run ends.
+Standard input closing means the supervisor is gone: the run stops softly.
 """
 
 from __future__ import annotations

@@ -6,14 +6,14 @@ import asyncio
 import logging
 import signal
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from processing.metrics import ProcessingMetrics
 from processing.service import attach
 from processing.settings import ProcessingSettings
 from proto.bus.amqp import AmqpBus
 from proto.bus.loghandler import BusLogHandler
 from proto.health import HealthServer
-from proto.observe import service_registry
 from proto.settings import AmqpSettings
 
 
@@ -22,13 +22,14 @@ async def main() -> None:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    registry, bus_metrics = service_registry("processing")
+    registry = CollectorRegistry()
+    metrics = ProcessingMetrics(registry)
     amqp = AmqpSettings()
     # CPU-bound jobs: take one message at a time per worker unless told otherwise.
     bus = AmqpBus(
-        amqp.model_copy(update={"prefetch": 1}), service="processing", observer=bus_metrics
+        amqp.model_copy(update={"prefetch": 1}), service="processing", observer=metrics.bus
     )
-    attach(bus, settings)
+    attach(bus, settings, metrics)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)

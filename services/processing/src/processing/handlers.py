@@ -11,11 +11,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 from uuid import UUID, uuid5
 
 from processing import pipeline
+from processing.metrics import ProcessingMetrics
 from processing.settings import ProcessingSettings
 from proto import messages as m
 from proto.bus.base import Bus
@@ -27,8 +29,15 @@ T = TypeVar("T")
 
 
 class Handlers:
-    def __init__(self, bus: Bus, settings: ProcessingSettings) -> None:
-        self.bus, self.settings = bus, settings
+    def __init__(
+        self, bus: Bus, settings: ProcessingSettings, metrics: ProcessingMetrics | None = None
+    ) -> None:
+        self.bus, self.settings, self.metrics = bus, settings, metrics
+
+    def _count(self, kind: str, outcome: str, acquired: datetime | None = None) -> None:
+        if self.metrics is not None:
+            seconds = (datetime.now(UTC) - acquired).total_seconds() if acquired else None
+            self.metrics.done(kind, outcome, seconds)
 
     def _extra(self, run_id: UUID | None) -> dict[str, str]:
         return {"run_id": str(run_id), "panel": "processing"}
@@ -74,6 +83,7 @@ class Handlers:
                 squares=targets,
             )
         )
+        self._count("atlas", "ok", e.sent_at)
         good = sum(1 for t in targets if t.cls == "good")
         log.info(
             "atlas %s: %d squares (%d good) in %.2f s",
@@ -118,6 +128,7 @@ class Handlers:
                 holes=targets,
             )
         )
+        self._count("square", "ok", e.sent_at)
         usable = sum(1 for t in targets if t.cls == "good")
         log.info(
             "square %s: %d holes (%d usable) in %.2f s",
@@ -155,6 +166,7 @@ class Handlers:
                 seconds=seconds,
             )
         )
+        self._count("exposure", "ok", e.sent_at)
         words = _ctf_words(result.ctf)
         log.info(
             "%s: %s, drift %.1f Å, ice %.0f nm (%.2f s)",
@@ -179,6 +191,7 @@ class Handlers:
         try:
             return await asyncio.to_thread(fn, *args, **kwargs)
         except CorruptImage as exc:
+            self._count(kind_of(fn), "corrupt")
             log.error("%s", exc, extra=self._extra(run_id))
             await self.bus.publish(
                 m.ImageFailed(
@@ -190,6 +203,10 @@ class Handlers:
                 )
             )
             raise
+
+
+def kind_of(fn: Callable[..., object]) -> str:
+    return {"squares": "atlas", "holes": "square"}.get(getattr(fn, "__name__", ""), "exposure")
 
 
 def _ctf_words(ctf: m.CtfResult | None) -> str:

@@ -2,46 +2,15 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Gauge
 
-from proto.bus.base import Outcome
-
-
-class BusMetrics:
-    """A :class:`proto.bus.base.BusObserver` that counts into Prometheus."""
-
-    def __init__(self, service: str, registry: CollectorRegistry) -> None:
-        self.published_total = Counter(
-            f"gridpilot_{service}_bus_published",
-            "Messages published",
-            ["exchange"],
-            registry=registry,
-        )
-        self.handled_total = Counter(
-            f"gridpilot_{service}_bus_handled",
-            "Deliveries handled",
-            ["queue", "outcome"],
-            registry=registry,
-        )
-        self.handler_seconds = Histogram(
-            f"gridpilot_{service}_bus_handler_seconds",
-            "Handler latency",
-            ["queue"],
-            registry=registry,
-        )
-
-    def published(self, exchange: str) -> None:
-        self.published_total.labels(exchange).inc()
-
-    def handled(self, queue: str, outcome: Outcome, seconds: float) -> None:
-        queue = "transient" if queue.startswith("transient.") else queue
-        self.handled_total.labels(queue, outcome).inc()
-        self.handler_seconds.labels(queue).observe(seconds)
+from proto.observe import BusMetrics, ProcessCollector
 
 
 class ApiMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
+        registry.register(ProcessCollector("session_api"))
         self.bus = BusMetrics("session_api", registry)
         self.run_state = Gauge(
             "gridpilot_session_api_run_state",
