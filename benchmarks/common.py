@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
+import os
 import platform
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -122,3 +125,30 @@ def clean(rows: list[Row]) -> list[Row]:
             if math.isnan(getattr(r, name)):
                 setattr(r, name, -1.0)
     return rows
+
+
+def quiet_logging(bench: logging.Logger) -> None:
+    """Warnings of the system under test on stderr; the benchmark's own progress at INFO."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(logging.WARNING)
+    own = logging.StreamHandler(sys.stdout)
+    own.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+    bench.addHandler(own)
+    bench.setLevel(logging.INFO)
+    bench.propagate = False
+
+
+def redirect_stderr(name: str) -> Path:
+    """Send file descriptor 2 (this process and the children it spawns) to a log file, so the
+    services' and run processes' logs do not bury the table; returns the file's path."""
+    path = system_log_path(name)
+    sys.stderr.flush()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 2)
+    os.close(fd)
+    return path
+
+
+def system_log_path(name: str) -> Path:
+    return Path(tempfile.gettempdir()) / f"gridpilot-bench-{name}.log"

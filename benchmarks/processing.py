@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import statistics
 import sys
 import time
@@ -257,6 +258,9 @@ def main() -> int:
     if not args.quick:
         n = {"sim": 5, "ctf": 20, "hard": 20, "motion": 5, "holes": 9, "squares": 6}
     w = args.workers
+    load_start = os.getloadavg()
+    if load_start[0] > 1.0:
+        print(f"warning: load average {load_start[0]:.1f} at start; times will be inflated")
     started = time.perf_counter()
     results: dict[str, Any] = {}
     jobs: list[tuple[str, Callable[[], dict[str, Any]]]] = [
@@ -279,6 +283,8 @@ def main() -> int:
         "quick": args.quick,
         "workers": w,
         "wall_s": time.perf_counter() - started,
+        "loadavg_start": load_start,
+        "loadavg_end": os.getloadavg(),
         "results": results,
         "table": [{"benchmark": a, "measured": b, "target": c, "ok": d} for a, b, c, d in rows],
     }

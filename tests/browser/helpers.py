@@ -7,7 +7,9 @@ Until the embedded stack exists these run the ui against the fake session-api of
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -29,7 +31,12 @@ ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+SCREENSHOTS = Path(
+    os.environ.get("GRIDPILOT_SCREENSHOTS", Path(tempfile.gettempdir()) / "gridpilot-screenshots")
+)
+"""Where the fake-stack screenshot tests write (the docs' pictures come from the real stack:
+``scripts/screenshots.py``)."""
+SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 LAPTOP = {"width": 1440, "height": 900}
 WALL = {"width": 2560, "height": 1440}
 

@@ -132,3 +132,26 @@ async def test_disk_guard_pauses_before_the_next_exposure(system: System) -> Non
     assert "Still critically low" in (again.reprompt_reason or "")
     await system.clients["operator"].post(f"/api/sessions/{session['id']}/stop")
     assert (await system.ended(run_id)).exit_reason == "stopped"
+
+
+@pytest.mark.faults(truncate_every=1)
+async def test_corrupt_movie_is_reported_dead_lettered_and_shown(system: System) -> None:
+    """A truncated movie: a processing log line, the exposure marked failed with the reason,
+    the message in dlq.processing.images; the run and the worker carry on."""
+    from proto.topology import PROCESSING_IMAGES
+
+    session = await system.session("omicron", grids=1)
+    run_id = await system.start(session["id"])
+    failed = await system.wait_for(m.ImageFailed, lambda e: e.run_id == run_id, timeout=60)
+    assert "bytes in data block" in failed.reason  # mrcfile's words for a short file
+    await system.wait_for(m.LogRecorded, lambda r: r.panel == "processing" and r.level == "error")
+    exposures = (
+        await system.clients["viewer"].get(f"/api/sessions/{session['id']}/exposures")
+    ).json()
+    shown = [e for e in exposures if e["id"] == str(failed.image_id)]
+    assert shown and shown[0]["status"] == "failed" and shown[0]["error"] == failed.reason
+    letters = await system.bus.dead_letters(PROCESSING_IMAGES)
+    assert any(letter.reason.startswith("CorruptImage") for letter in letters)
+    await system.wait_for(m.ExposureAcquired, lambda e: e.run_id == run_id)  # the run went on
+    await system.clients["operator"].post(f"/api/sessions/{session['id']}/stop")
+    await system.ended(run_id)

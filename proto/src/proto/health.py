@@ -8,9 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import signal
 from collections.abc import Callable
+from typing import Protocol
 
 Reply = tuple[int, str, bytes]
+
+
+class AmqpBusLike(Protocol):
+    @property
+    def connected(self) -> bool: ...
 
 
 class HealthServer:
@@ -71,3 +79,27 @@ class HealthServer:
             pass
         finally:
             writer.close()
+
+
+def worker_probes(host: str, port: int, bus: AmqpBusLike, registry: object) -> HealthServer:
+    """The probes of a worker: ready while its bus is connected, metrics from ``registry``."""
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    return HealthServer(
+        host,
+        port,
+        ready=lambda: bus.connected,
+        metrics=lambda: (CONTENT_TYPE_LATEST, generate_latest(registry)),  # type: ignore[arg-type]
+    )
+
+
+def stop_signal() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT (the container's stop, or Ctrl-C)."""
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    return stop
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

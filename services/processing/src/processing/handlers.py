@@ -10,13 +10,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import Literal, ParamSpec, TypeVar
 from uuid import UUID, uuid5
 
 from processing import pipeline
+from processing.imaging.holes import FoundHole
+from processing.imaging.squares import FoundSquare
 from processing.metrics import ProcessingMetrics
 from processing.settings import ProcessingSettings
 from proto import messages as m
@@ -50,29 +52,8 @@ class Handlers:
             await self._holes(message)
 
     async def _squares(self, e: m.AtlasAcquired) -> None:
-        started = time.perf_counter()
-        found = await self._guard(
-            e.run_id,
-            e.atlas_id,
-            e.image.path,
-            pipeline.squares,
-            e.image.path,
-            self.settings.fft_threads,
-        )
-        targets = tuple(
-            m.Target(
-                target_id=uuid5(e.atlas_id, f"square-{i}"),
-                kind="square",
-                grid_id=e.grid_id,
-                parent_id=e.atlas_id,
-                y=s.y,
-                x=s.x,
-                size_px=s.size_px,
-                cls=s.cls,
-                score=s.score,
-                ice_nm=s.ice_nm,
-            )
-            for i, s in enumerate(found)
+        found = await self._find(
+            "square", e.run_id, e.grid_id, e.atlas_id, e.image, pipeline.squares
         )
         await self.bus.publish(
             m.SquaresFound(
@@ -80,64 +61,64 @@ class Handlers:
                 run_id=e.run_id,
                 grid_id=e.grid_id,
                 atlas_id=e.atlas_id,
-                squares=targets,
+                squares=found,
             )
         )
         self._count("atlas", "ok", e.sent_at)
-        good = sum(1 for t in targets if t.cls == "good")
-        log.info(
-            "atlas %s: %d squares (%d good) in %.2f s",
-            Path(e.image.path).name,
-            len(targets),
-            good,
-            time.perf_counter() - started,
-            extra=self._extra(e.run_id),
-        )
 
     async def _holes(self, e: m.SquareAcquired) -> None:
-        started = time.perf_counter()
-        found = await self._guard(
-            e.run_id,
-            e.square_id,
-            e.image.path,
-            pipeline.holes,
-            e.image.path,
-            self.settings.fft_threads,
-        )
-        targets = tuple(
-            m.Target(
-                target_id=uuid5(e.square_id, f"hole-{i}"),
-                kind="hole",
-                grid_id=e.grid_id,
-                parent_id=e.square_id,
-                y=h.y,
-                x=h.x,
-                size_px=2 * h.radius_px,
-                cls=h.cls,
-                score=h.score,
-                ice_nm=h.ice_nm,
-            )
-            for i, h in enumerate(found)
-        )
+        found = await self._find("hole", e.run_id, e.grid_id, e.square_id, e.image, pipeline.holes)
         await self.bus.publish(
             m.HolesFound(
                 message_id=uuid5(e.square_id, "holes.found"),
                 run_id=e.run_id,
                 grid_id=e.grid_id,
                 square_id=e.square_id,
-                holes=targets,
+                holes=found,
             )
         )
         self._count("square", "ok", e.sent_at)
-        usable = sum(1 for t in targets if t.cls == "good")
-        log.info(
-            "square %s: %d holes (%d usable) in %.2f s",
-            e.square_id.hex[:6],
-            len(targets),
-            usable,
-            time.perf_counter() - started,
-            extra=self._extra(e.run_id),
+
+    async def _find(
+        self,
+        kind: Literal["square", "hole"],
+        run_id: UUID,
+        grid_id: UUID,
+        parent_id: UUID,
+        image: m.ImageRef,
+        finder: Callable[[str, int], Sequence[FoundSquare | FoundHole]],
+    ) -> tuple[m.Target, ...]:
+        """Run a finder on ``image``; targets get ids derived from the parent image's id."""
+        started = time.perf_counter()
+        found = await self._guard(
+            run_id, parent_id, image.path, finder, image.path, self.settings.fft_threads
         )
+        targets = tuple(
+            m.Target(
+                target_id=uuid5(parent_id, f"{kind}-{i}"),
+                kind=kind,
+                grid_id=grid_id,
+                parent_id=parent_id,
+                y=f.y,
+                x=f.x,
+                size_px=f.size_px if isinstance(f, FoundSquare) else 2 * f.radius_px,
+                cls=f.cls,
+                score=f.score,
+                ice_nm=f.ice_nm,
+            )
+            for i, f in enumerate(found)
+        )
+        good = sum(1 for t in targets if t.cls == "good")
+        log.info(
+            "%s: %d %ss (%d good) in %.2f s",
+            Path(image.path).name,
+            len(targets),
+            kind,
+            good,
+            time.perf_counter() - started,
+            extra=self._extra(run_id),
+        )
+        return targets
 
     async def exposure(self, e: m.ExposureAcquired) -> None:
         """``processing.images``: motion correction, CTF, ice thickness, PNGs."""

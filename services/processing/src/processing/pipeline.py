@@ -47,7 +47,12 @@ def exposure(
     movie_path = Path(path)
     frames, header_pixel = io.read_movie(movie_path)
     pixel = header_pixel or pixel_size_a
-    motion = align_movie(frames, fft_workers=fft_workers)
+    motion = align_movie(
+        frames,
+        pixel_size_a=pixel,
+        dose_per_frame_e_per_a2=dose_e_per_a2 / max(1, len(frames)),
+        fft_workers=fft_workers,
+    )
     summed = motion.summed
     shifts = np.asarray(motion.shifts_px, dtype=np.float64)
     drift = float(np.sum(np.hypot(*np.diff(shifts, axis=0).T))) * pixel if len(shifts) > 1 else 0.0

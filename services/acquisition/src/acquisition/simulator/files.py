@@ -1,26 +1,15 @@
-"""Writing what the simulated scope records: MRC files, PNG previews, ground truth JSON."""
+"""What the simulated scope leaves beside its MRC files: PNG previews, and truncated files
+when that fault is injected. (MRC files themselves: ``acquisition.physics.mrc``.)"""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import mrcfile
 import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
 PREVIEW_PX = 1024
-
-
-def write_mrc(path: Path, data: npt.NDArray[np.float32], pixel_size_a: float) -> None:
-    """Write ``data`` (2-D image or 3-D movie) as float32 MRC, atomically (temp + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".part")
-    with mrcfile.new(tmp, overwrite=True) as mrc:
-        mrc.set_data(np.ascontiguousarray(data, dtype=np.float32))
-        mrc.voxel_size = pixel_size_a
-    os.replace(tmp, path)
 
 
 def truncate(path: Path, keep_fraction: float = 0.5) -> None:

@@ -9,14 +9,20 @@ import shutil
 from pathlib import Path
 from uuid import UUID
 
+import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, Field
 
 from acquisition.driver import AcquiredMovie, DiskFull, DriverError
 from acquisition.physics.atlas import simulate_atlas
 from acquisition.physics.movie import simulate_movie
+from acquisition.physics.mrc import write_simulated_mrc
 from acquisition.physics.square import simulate_square
-from acquisition.simulator.files import truncate, write_mrc, write_preview
+from acquisition.physics.truth import AtlasTruth, SquareImageTruth
+from acquisition.simulator.files import truncate, write_preview
 from proto.messages import GridSpec, ImageRef, Target, VolumeStatus
+
+F32 = npt.NDArray[np.float32]
 
 # Seconds each operation takes on a real scope; divided by the speed factor.
 REAL_SECONDS = {
@@ -111,14 +117,7 @@ class SimulatedMicroscope:
             mesh=c.mesh,
         )
         await self._take("atlas")
-        path = out_dir / f"atlas_{grid.position:02d}.mrc"
-        pixel_a = truth.pixel_size_nm * 10
-        await asyncio.to_thread(write_mrc, path, image, pixel_a)
-        path.with_suffix(".truth.json").write_text(truth.to_json())
-        preview = await asyncio.to_thread(write_preview, path, image)
-        return ImageRef(
-            path=str(path), pixel_size_a=pixel_a, shape=image.shape, preview_path=str(preview)
-        )
+        return await _save(out_dir / f"atlas_{grid.position:02d}.mrc", image, truth)
 
     async def move_stage(self, target: Target) -> None:
         self._require_connection()
@@ -142,14 +141,7 @@ class SimulatedMicroscope:
             mesh=c.mesh,
         )
         await self._take("square")
-        path = out_dir / f"square_{square.target_id.hex[:12]}.mrc"
-        pixel_a = truth.pixel_size_nm * 10
-        await asyncio.to_thread(write_mrc, path, image, pixel_a)
-        path.with_suffix(".truth.json").write_text(truth.to_json())
-        preview = await asyncio.to_thread(write_preview, path, image)
-        return ImageRef(
-            path=str(path), pixel_size_a=pixel_a, shape=image.shape, preview_path=str(preview)
-        )
+        return await _save(out_dir / f"square_{square.target_id.hex[:12]}.mrc", image, truth)
 
     async def expose(self, grid: GridSpec, hole: Target, out_dir: Path) -> AcquiredMovie:
         self._require_connection()
@@ -173,9 +165,17 @@ class SimulatedMicroscope:
         )
         await self._take("expose")
         path = out_dir / "movies" / f"movie_{self.exposures:05d}_{hole.target_id.hex[:8]}.mrc"
+        path.parent.mkdir(parents=True, exist_ok=True)
         if faults.slow_file_s:
             await asyncio.sleep(faults.slow_file_s)  # the injected slow file system
-        await asyncio.to_thread(write_mrc, path, frames, c.pixel_size_a)
+        await asyncio.to_thread(
+            write_simulated_mrc,
+            path,
+            frames,
+            pixel_size_a=c.pixel_size_a,
+            dose_e_per_a2=c.dose_per_frame * c.frames,
+            overwrite=True,
+        )
         path.with_suffix(".truth.json").write_text(truth.to_json())
         if faults.truncate_every and self.exposures % faults.truncate_every == 0:
             truncate(path)
@@ -195,6 +195,18 @@ class SimulatedMicroscope:
                 name="data", path=str(self.data_root), total_bytes=usage.total, free_bytes=free
             )
         ]
+
+
+async def _save(path: Path, image: F32, truth: AtlasTruth | SquareImageTruth) -> ImageRef:
+    """Write an image as MRC with its ground truth and a PNG preview beside it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixel_a = truth.pixel_size_nm * 10
+    await asyncio.to_thread(write_simulated_mrc, path, image, pixel_size_a=pixel_a, overwrite=True)
+    path.with_suffix(".truth.json").write_text(truth.to_json())
+    preview = await asyncio.to_thread(write_preview, path, image)
+    return ImageRef(
+        path=str(path), pixel_size_a=pixel_a, shape=image.shape, preview_path=str(preview)
+    )
 
 
 def run_dir(data_root: Path, microscope_id: str, session_name: str, run_id: UUID) -> Path:

@@ -1,0 +1,78 @@
+"""Screenshots of the real pages for docs/screenshots: the embedded stack, a run, Chromium.
+
+Usage: uv run --frozen python scripts/screenshots.py [--out docs/screenshots]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+from pathlib import Path
+
+import httpx
+from playwright.async_api import Page, async_playwright, expect
+
+from acquisition.settings import AcquisitionSettings
+from gridpilot.demo import seed_sessions
+from gridpilot.embedded import embedded_stack
+
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+LAPTOP = {"width": 1440, "height": 900}
+
+
+async def login(page: Page, ui: str, who: str, password: str, path: str) -> None:
+    await page.goto(f"{ui}/login?next={path}")
+    await page.get_by_label("Username").fill(who)
+    await page.get_by_label("Password").fill(password)
+    await page.get_by_role("button", name="Log in").click()
+    await page.wait_for_url(f"{ui}{path}")
+
+
+async def main(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    root = Path(tempfile.mkdtemp())
+    acq = AcquisitionSettings(squares_per_grid=2, holes_per_square=3)
+    async with embedded_stack(
+        ui_port=8190,
+        api_port=8191,
+        data_root=root / "data",
+        database_url=f"sqlite+aiosqlite:///{root / 'gp.db'}",
+        acquisition=acq,
+    ) as stack:
+        await seed_sessions(stack.api)
+        async with httpx.AsyncClient(base_url=stack.api_url) as api:
+            token = await api.post(
+                "/api/auth/token",
+                json={"username": "staff", "password": stack.passwords["staff"]},
+            )
+            api.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+            sessions = (await api.get("/api/sessions")).json()
+            sid = next(s["id"] for s in sessions if s["microscope_id"] == "krios-1")
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+            page = await browser.new_page(viewport=LAPTOP)
+            await login(page, stack.ui_url, "staff", stack.passwords["staff"], f"/sessions/{sid}")
+            await page.get_by_role("button", name="Start", exact=True).click()
+            await expect(page.locator("#log-processing li").nth(3)).to_be_attached(timeout=180_000)
+            await page.screenshot(path=str(out / "session-running.png"), full_page=True)
+            await page.locator("#pause-toggle").click()
+            await expect(page.get_by_role("alertdialog")).to_be_visible(timeout=300_000)
+            await page.screenshot(path=str(out / "session-prompt-staff.png"), full_page=True)
+            browse = await browser.new_page(viewport=LAPTOP)
+            await login(
+                browse, stack.ui_url, "staff", stack.passwords["staff"], f"/sessions/{sid}/browse"
+            )
+            await browse.screenshot(path=str(out / "session-browser.png"), full_page=True)
+            await browse.goto(f"{stack.ui_url}/")
+            await browse.screenshot(path=str(out / "dashboard.png"), full_page=True)
+            await browse.goto(f"{stack.ui_url}/sessions")
+            await browse.screenshot(path=str(out / "sessions.png"), full_page=True)
+            await browser.close()
+    print(f"screenshots in {out}")  # noqa: T201
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("docs/screenshots"))
+    asyncio.run(main(parser.parse_args().out))
