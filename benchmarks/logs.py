@@ -154,9 +154,9 @@ async def measure(stack: Stack, pages: list[Page], sid: str, n: int, tag: str) -
             async with asyncio.timeout(WAIT_S):
                 seen = await asyncio.gather(*arrivals)
         except TimeoutError:
+            missing = sum(not t.done() for t in arrivals)
             for task in arrivals:
                 task.cancel()
-            missing = sum(not t.done() for t in arrivals)
             raise RuntimeError(
                 f"record {i} not in {missing} of {len(pages)} pages after {WAIT_S} s"
             ) from None

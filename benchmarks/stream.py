@@ -211,8 +211,10 @@ class Management:
         r = await self.client.get(f"/queues/{self.vhost}/{quote(self.queue, safe='')}")
         r.raise_for_status()
         q = r.json()
-        return {k: int(q.get(k) or 0) for k in ("messages", "messages_ready",
-                                                 "messages_unacknowledged", "consumers")}
+        return {
+            k: int(q.get(k) or 0)
+            for k in ("messages", "messages_ready", "messages_unacknowledged", "consumers")
+        }
 
     async def wait_consumers(self, n: int, workers: list[Worker], timeout: float) -> None:
         """Poll the consumer count (there is no broker event for it without the event-exchange
@@ -225,9 +227,7 @@ class Management:
             await asyncio.sleep(0.2)
 
     async def purge(self) -> None:
-        await self.client.delete(
-            f"/queues/{self.vhost}/{quote(self.queue, safe='')}/contents"
-        )
+        await self.client.delete(f"/queues/{self.vhost}/{quote(self.queue, safe='')}/contents")
 
     async def delete_namespace(self) -> list[str]:
         """Delete whatever queue or exchange of the namespace is left; returns their names."""
@@ -285,16 +285,22 @@ def make_pool(folder: Path, n: int, size: int, frames: int, seed0: int) -> list[
     for k in range(n):
         t = time.perf_counter()
         movie, _truth = simulate_movie(
-            seed0 + k, shape=(size, size), n_frames=frames, pixel_size_a=PIXEL_A,
-            tier="realistic", dose_per_frame_e_per_a2=DOSE_PER_FRAME, fft_workers=2,
+            seed0 + k,
+            shape=(size, size),
+            n_frames=frames,
+            pixel_size_a=PIXEL_A,
+            tier="realistic",
+            dose_per_frame_e_per_a2=DOSE_PER_FRAME,
+            fft_workers=2,
         )
         path = write_simulated_mrc(
             folder / f"movie-{k}.mrc", movie, pixel_size_a=PIXEL_A, dose_e_per_a2=DOSE_PER_FRAME
         )
         del movie
         paths.append(path)
-        log.info("pool movie %d/%d (%d × %d²) in %.1f s", k + 1, n, frames, size,
-                 time.perf_counter() - t)
+        log.info(
+            "pool movie %d/%d (%d × %d²) in %.1f s", k + 1, n, frames, size, time.perf_counter() - t
+        )
     return paths
 
 
@@ -336,8 +342,14 @@ class Publisher:
 
 
 async def stream(
-    pub: Publisher, inbox: Inbox, sampler: Sampler, n: int, interval: float, drain_s: float,
-    mgmt: Management, workers: list[Worker],
+    pub: Publisher,
+    inbox: Inbox,
+    sampler: Sampler,
+    n: int,
+    interval: float,
+    drain_s: float,
+    mgmt: Management,
+    workers: list[Worker],
 ) -> dict[str, Any]:
     cpu0 = [w.cpu_s() for w in workers]
     sampler.phase = "stream"
@@ -372,22 +384,26 @@ async def stream(
     }
 
 
-async def settle(inbox: Inbox, quiet_s: float, timeout: float) -> None:
-    """After a purge, the deliveries the workers still hold complete: wait for results until
-    none has arrived for ``quiet_s`` (or ``timeout`` in all); the rest were purged."""
+async def settle(inbox: Inbox, ids: list[uuid.UUID], holding: int, timeout: float) -> None:
+    """After a purge only the deliveries the workers hold (prefetch 1: at most one each) can
+    still be answered: wait for ``holding`` more results of ``ids``, or ``timeout``."""
+    target = max(0, inbox.outstanding(ids) - holding)
     deadline = time.monotonic() + timeout
-    while inbox.outstanding() and time.monotonic() < deadline:
+    while inbox.outstanding(ids) > target and time.monotonic() < deadline:
         inbox._changed.clear()
-        try:
-            async with asyncio.timeout(min(quiet_s, max(0.1, deadline - time.monotonic()))):
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(0.1, deadline - time.monotonic())):
                 await inbox._changed.wait()
-        except TimeoutError:
-            return
 
 
 async def backlog(
-    pub: Publisher, inbox: Inbox, sampler: Sampler, n: int, workers: list[Worker],
-    timeout: float, label: str,
+    pub: Publisher,
+    inbox: Inbox,
+    sampler: Sampler,
+    n: int,
+    workers: list[Worker],
+    timeout: float,
+    label: str,
 ) -> dict[str, Any]:
     sampler.phase = label
     cpu0 = [w.cpu_s() for w in workers]
@@ -399,8 +415,14 @@ async def backlog(
     elapsed = (done[-1] - t0) if done else math.nan
     rate = len(done) / elapsed if done and ok else math.nan
     cpu1 = [w.cpu_s() for w in workers]
-    log.info("%s: %d movies in %.1f s → %.4f movies/s%s", label, len(done), elapsed, rate,
-             "" if ok else f" (TIMED OUT after {timeout:g} s)")
+    log.info(
+        "%s: %d movies in %.1f s → %.4f movies/s%s",
+        label,
+        len(done),
+        elapsed,
+        rate,
+        "" if ok else f" (TIMED OUT after {timeout:g} s)",
+    )
     return {
         "workers": len(workers),
         "movies": n,
@@ -444,8 +466,12 @@ def fmt(v: float, spec: str) -> str:
 def print_table(rows: list[dict[str, Any]]) -> None:
     head = ("metric", "measured", "target", "pass")
     cells = [
-        (r["metric"], r["measured"], r["target"], "-" if r["pass"] is None else
-         ("yes" if r["pass"] else "NO"))
+        (
+            r["metric"],
+            r["measured"],
+            r["target"],
+            "-" if r["pass"] is None else ("yes" if r["pass"] else "NO"),
+        )
         for r in rows
     ]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(head)]
@@ -460,22 +486,24 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="512² movies, 2-minute stream (< 3 min)")
-    p.add_argument("--minutes", type=float, help="stream length (default 10; quick 2)")
+    p.add_argument(
+        "--quick", action="store_true", help="512² movies, 1.5-minute stream (about 3 min)"
+    )
+    p.add_argument("--minutes", type=float, help="stream length (default 10; quick 1.5)")
     p.add_argument("--rate", type=float, default=600.0, help="movies per hour (default 600)")
     p.add_argument("--size", type=int, help="frame edge in pixels (default 4096; quick 512)")
     p.add_argument("--frames", type=int, default=40, help="frames per movie (default 40)")
     p.add_argument("--pool", type=int, help="distinct movies generated (default 3; quick 6)")
-    p.add_argument("--backlog", type=int, help="movies per throughput run (default 6; quick 12)")
+    p.add_argument("--backlog", type=int, help="movies per throughput run (default 6)")
     p.add_argument("--workers", type=int, default=2, help="workers during the stream (2)")
     p.add_argument("--drain", type=float, help="seconds to wait for the stream to drain")
     p.add_argument("--out", type=Path, default=RESULTS)
     a = p.parse_args()
-    a.minutes = a.minutes if a.minutes is not None else (2.0 if a.quick else 10.0)
+    a.minutes = a.minutes if a.minutes is not None else (1.5 if a.quick else 10.0)
     a.size = a.size or (512 if a.quick else 4096)
     a.pool = a.pool or (6 if a.quick else 3)
-    a.backlog = a.backlog or (12 if a.quick else 6)
-    a.drain = a.drain if a.drain is not None else (30.0 if a.quick else 180.0)
+    a.backlog = a.backlog or 6
+    a.drain = a.drain if a.drain is not None else (20.0 if a.quick else 180.0)
     return a
 
 
@@ -488,8 +516,11 @@ def preflight(a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     mem = psutil.virtual_memory()
     need_mem = movie_bytes * MOVIE_PEAK_FACTOR * max(a.workers, 1)
     if mem.available < need_mem:
-        log.warning("workers may need %.1f GB at peak; %.1f GB available", need_mem / 1e9,
-                    mem.available / 1e9)
+        log.warning(
+            "workers may need %.1f GB at peak; %.1f GB available",
+            need_mem / 1e9,
+            mem.available / 1e9,
+        )
     return {
         "movie_bytes": movie_bytes,
         "pool_bytes": movie_bytes * a.pool,
@@ -516,8 +547,9 @@ async def main(a: argparse.Namespace) -> int:
         },
         "loadavg_start": load_start,
     }
-    log.info("namespace %s, temp %s, load average at start %.2f %.2f %.2f", namespace, tmp,
-             *load_start)
+    log.info(
+        "namespace %s, temp %s, load average at start %.2f %.2f %.2f", namespace, tmp, *load_start
+    )
     mgmt = Management(settings, namespace)
     workers: list[Worker] = []
     inbox = Inbox()
@@ -564,8 +596,8 @@ async def main(a: argparse.Namespace) -> int:
             if not s["drained"]:
                 sampler.phase = "settle"
                 done_s = [inbox.sent[i].service_s for i in s["ids"] if inbox.sent[i].service_s]
-                quiet = 2 * max(done_s, default=60.0) + 10
-                await settle(inbox, quiet, timeout=4 * quiet)
+                bound = 2 * (statistics.median(done_s) if done_s else 60.0) + 15
+                await settle(inbox, s["ids"], len(workers), timeout=bound)
                 lost = inbox.outstanding(s["ids"])
             s["unanswered"] = inbox.outstanding(s["ids"])
             result["stream"] = s
@@ -577,15 +609,21 @@ async def main(a: argparse.Namespace) -> int:
             check_alive(workers)
             scaling: list[dict[str, Any]] = []
             if len(workers) >= 2:
-                scaling.append(await backlog(pub, inbox, sampler, a.backlog, workers[:2],
-                                             bl_timeout, "backlog-2"))
+                scaling.append(
+                    await backlog(
+                        pub, inbox, sampler, a.backlog, workers[:2], bl_timeout, "backlog-2"
+                    )
+                )
                 for w in workers[1:]:
                     await stop_worker(w)
                 await mgmt.wait_consumers(1, workers[:1], timeout=30)
-            scaling.append(await backlog(pub, inbox, sampler, a.backlog, workers[:1],
-                                         bl_timeout, "backlog-1"))
+            scaling.append(
+                await backlog(pub, inbox, sampler, a.backlog, workers[:1], bl_timeout, "backlog-1")
+            )
             result["throughput"] = scaling
             result["lost"] = lost
+            # workers go before the bus deletes the namespace's queues under them
+            await asyncio.gather(*(stop_worker(w) for w in workers))
             sampler_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sampler_task
@@ -622,7 +660,10 @@ def _tail(path: Path) -> str:
 
 
 def report(
-    a: argparse.Namespace, meta: dict[str, Any], inbox: Inbox, result: dict[str, Any],
+    a: argparse.Namespace,
+    meta: dict[str, Any],
+    inbox: Inbox,
+    result: dict[str, Any],
     logs: dict[str, str],
 ) -> int:
     s = result["stream"]
@@ -634,8 +675,10 @@ def report(
     median = pct(lat, 50)
     # queue depth during the stream window (not the drain afterwards)
     window = [
-        d for d in result["samples"]
-        if d.get("phase") == "stream" and "messages" in d
+        d
+        for d in result["samples"]
+        if d.get("phase") == "stream"
+        and "messages" in d
         and s["t0_rel"] <= d["t"] <= s["t0_rel"] + s["window_s"]
     ]
     ts = [(d["t"] - s["t0_rel"]) / 60 for d in window]
@@ -645,6 +688,7 @@ def report(
     growth = trend * s["window_s"] / 60 if not math.isnan(trend) else math.nan
     max_ready = max(ready) if ready else math.nan
     max_out = max(outstanding) if outstanding else math.nan
+    max_lat = max(lat) if lat else math.nan
     grows = not (growth < 1.0 and max_ready <= a.workers)
     cpu = sum(s["worker_cpu_s"])
     answered = len(done)
@@ -655,43 +699,83 @@ def report(
     r2 = tp.get(2, {}).get("movies_per_s", math.nan)
     ratio = r2 / r1 if r1 and not math.isnan(r1) and not math.isnan(r2) else math.nan
     n_pub = len(sent)
+
+    def cores(w: int) -> str:
+        # CPU the workers actually got while draining: < w means something else had the cores
+        t = tp.get(w, {})
+        got = sum(t.get("worker_cpu_s", [])) / t["elapsed_s"] if t.get("elapsed_s") else math.nan
+        return (
+            f"{a.backlog} in {fmt(t.get('elapsed_s', math.nan), '.1f')} s, workers used "
+            f"{fmt(got, '.2f')} cores"
+        )
+
     rows = [
-        {"metric": f"stream: movies published ({a.rate:g}/h × {a.minutes:g} min, "
-                   f"{a.frames} × {a.size}²)",
-         "measured": f"{n_pub}, answered {answered}, failed {len(failed)}",
-         "target": "-", "pass": None},
-        {"metric": "stream: queue depth (ready) max / trend",
-         "measured": f"{fmt(max_ready, '.0f')} / {fmt(trend, '+.2f')} msg/min "
-                     f"(unanswered max {fmt(max_out, '.0f')})",
-         "target": f"never grows (trend·window < 1, max ≤ {a.workers})", "pass": not grows},
-        {"metric": "stream: file → result median",
-         "measured": f"{fmt(median, '.2f')} s", "target": f"≤ {TARGET_MEDIAN_S:g} s",
-         "pass": bool(median <= TARGET_MEDIAN_S)},
-        {"metric": "stream: file → result p95 / max",
-         "measured": f"{fmt(pct(lat, 95), '.2f')} / {fmt(max(lat) if lat else math.nan, '.2f')} s"
-                     + ("" if answered == n_pub else f" ({n_pub - answered} never answered)"),
-         "target": "-", "pass": None},
-        {"metric": "stream: worker time per movie median (1 FFT thread)",
-         "measured": f"{fmt(pct(service, 50), '.2f')} s", "target": "-", "pass": None},
-        {"metric": "stream: worker CPU per movie → cores needed at rate",
-         "measured": f"{fmt(cpu_per_movie, '.1f')} s → {fmt(cores_needed, '.2f')} of "
-                     f"{os.cpu_count()}", "target": "-", "pass": None},
-        {"metric": "throughput, 1 worker",
-         "measured": f"{fmt(r1, '.4f')} movies/s ({a.backlog} in "
-                     f"{fmt(tp.get(1, {}).get('elapsed_s', math.nan), '.1f')} s)",
-         "target": "-", "pass": None},
-        {"metric": "throughput, 2 workers",
-         "measured": f"{fmt(r2, '.4f')} movies/s ({a.backlog} in "
-                     f"{fmt(tp.get(2, {}).get('elapsed_s', math.nan), '.1f')} s)",
-         "target": "-", "pass": None},
-        {"metric": "throughput 2 workers / 1 worker", "measured": f"{fmt(ratio, '.2f')}×",
-         "target": f"≥ {TARGET_SCALING:g}×", "pass": bool(ratio >= TARGET_SCALING)},
+        {
+            "metric": f"stream: movies published ({a.rate:g}/h × {a.minutes:g} min, "
+            f"{a.frames} × {a.size}²)",
+            "measured": f"{n_pub}, answered {answered}, failed {len(failed)}",
+            "target": "-",
+            "pass": None,
+        },
+        {
+            "metric": "stream: queue depth (ready) max / trend",
+            "measured": f"{fmt(max_ready, '.0f')} / {fmt(trend, '+.2f')} msg/min "
+            f"(unanswered max {fmt(max_out, '.0f')})",
+            "target": f"never grows (trend·window < 1, max ≤ {a.workers})",
+            "pass": not grows,
+        },
+        {
+            "metric": "stream: file → result median",
+            "measured": f"{fmt(median, '.2f')} s",
+            "target": f"≤ {TARGET_MEDIAN_S:g} s",
+            "pass": bool(median <= TARGET_MEDIAN_S),
+        },
+        {
+            "metric": "stream: file → result p95 / max",
+            "measured": f"{fmt(pct(lat, 95), '.2f')} / {fmt(max_lat, '.2f')} s"
+            + ("" if answered == n_pub else f" ({n_pub - answered} never answered)"),
+            "target": "-",
+            "pass": None,
+        },
+        {
+            "metric": "stream: worker time per movie median (1 FFT thread)",
+            "measured": f"{fmt(pct(service, 50), '.2f')} s",
+            "target": "-",
+            "pass": None,
+        },
+        {
+            "metric": "stream: worker CPU per movie → cores needed at rate",
+            "measured": f"{fmt(cpu_per_movie, '.1f')} s → {fmt(cores_needed, '.2f')} of "
+            f"{os.cpu_count()} (workers used {fmt(cpu / s['window_s'], '.2f')})",
+            "target": "-",
+            "pass": None,
+        },
+        {
+            "metric": "throughput, 1 worker",
+            "measured": f"{fmt(r1, '.4f')} movies/s ({cores(1)})",
+            "target": "-",
+            "pass": None,
+        },
+        {
+            "metric": "throughput, 2 workers",
+            "measured": f"{fmt(r2, '.4f')} movies/s ({cores(2)})",
+            "target": "-",
+            "pass": None,
+        },
+        {
+            "metric": "throughput 2 workers / 1 worker",
+            "measured": f"{fmt(ratio, '.2f')}×",
+            "target": f"≥ {TARGET_SCALING:g}×",
+            "pass": bool(ratio >= TARGET_SCALING),
+        },
     ]
     print_table(rows)
     la0, la1 = meta["loadavg_start"], meta["loadavg_end"]
-    print(f"\nload average (1/5/15 min) at start {la0[0]:.2f}/{la0[1]:.2f}/{la0[2]:.2f}, "
-          f"at end {la1[0]:.2f}/{la1[1]:.2f}/{la1[2]:.2f} on {os.cpu_count()} CPUs; "
-          f"wall {meta['wall_s']:.0f} s")
+    print(
+        f"\nload average (1/5/15 min) at start {la0[0]:.2f}/{la0[1]:.2f}/{la0[2]:.2f}, "
+        f"at end {la1[0]:.2f}/{la1[1]:.2f}/{la1[2]:.2f} on {os.cpu_count()} CPUs; "
+        f"wall {meta['wall_s']:.0f} s"
+    )
     body = {
         "benchmark": "stream",
         "quick": a.quick,
@@ -706,8 +790,14 @@ def report(
             "purged_about": s["purged_about"],
             "worker_cpu_s": s["worker_cpu_s"],
             "latencies_s": [
-                {"i": k, "movie": x.movie, "published_s": x.published - sent[0].published,
-                 "latency_s": x.latency, "service_s": x.service_s, "failed": x.failed}
+                {
+                    "i": k,
+                    "movie": x.movie,
+                    "published_s": x.published - sent[0].published,
+                    "latency_s": x.latency,
+                    "service_s": x.service_s,
+                    "failed": x.failed,
+                }
                 for k, x in enumerate(sent)
             ],
         },

@@ -167,7 +167,7 @@ async def running_system(
         ApiSettings(
             database_url=database_url,
             data_roots=[tmp / "data"],
-            heartbeat_timeout_s=3,
+            heartbeat_timeout_s=5,
             reconcile_interval_s=0.5,
         ),
         bus=bus,
@@ -175,8 +175,9 @@ async def running_system(
     )
     async with AsyncExitStack() as stack:
         await stack.enter_async_context(bus)  # type: ignore[arg-type]
-        if mode == "task":  # in process mode each run's child publishes its own logs
-            stack.enter_context(bus_logs(bus))
+        # the services' loggers publish to the bus (in process mode each run's child also
+        # publishes its own run's lines)
+        stack.enter_context(bus_logs(bus))
         await stack.enter_async_context(api.router.lifespan_context(api))
         system = System(bus, leases, api, scopes)
         api.state.projector.listeners.append(system.on_projected)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -130,6 +132,7 @@ async def _reconcile(
     app: FastAPI, settings: ApiSettings, bus: Bus, stopping: asyncio.Event
 ) -> None:
     """Every few seconds until ``stopping``: end ``lost`` the runs that died silently."""
+    suspects: dict[uuid.UUID, datetime] = {}
     while not stopping.is_set():
         try:
             ended = await reconcile_once(
@@ -137,6 +140,7 @@ async def _reconcile(
                 app.state.leases,
                 heartbeat_timeout_s=settings.heartbeat_timeout_s,
                 start_timeout_s=settings.start_timeout_s,
+                suspects=suspects,
             )
             for run in ended:
                 await bus.publish(

@@ -4,7 +4,8 @@ lease is not held by it is dead, and ends ``lost``."""
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+import uuid
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -37,10 +38,17 @@ async def reconcile_once(
     *,
     heartbeat_timeout_s: float,
     start_timeout_s: float,
+    suspects: dict[uuid.UUID, datetime] | None = None,
 ) -> list[Run]:
-    """End ``lost`` every live run that is silent and holds no lease; returns them."""
+    """End ``lost`` every live run that is silent and holds no lease; returns them.
+
+    With ``suspects`` (kept by the caller between rounds) a run must look dead for another
+    ``heartbeat_timeout_s`` before it is ended: a run that just released its lease on its
+    way to ``ended`` is not declared lost while its last event is still on the way.
+    """
     now = utcnow()
     ended: list[Run] = []
+    seen: set[uuid.UUID] = set()
     async with sessions() as db:
         live = (await db.scalars(select(Run).where(Run.state != RunState.ENDED.value))).all()
         for run in live:
@@ -55,9 +63,18 @@ async def reconcile_once(
             alive, why = await is_alive(run, leases, heartbeat_timeout_s)
             if alive:
                 continue
+            if suspects is not None:
+                seen.add(run.id)
+                first = suspects.setdefault(run.id, now)
+                if now - first < timedelta(seconds=heartbeat_timeout_s):
+                    continue
+            seen.discard(run.id)
             if await apply_state(db, run, RunState.ENDED, ExitReason.LOST, f"reconciled: {why}"):
                 log.warning("run %s ended lost: %s", run.id, why)
                 ended.append(run)
         await db.execute(delete(Processed).where(Processed.at < now - timedelta(days=2)))
         await db.commit()
+    if suspects is not None:
+        for run_id in set(suspects) - seen:
+            del suspects[run_id]
     return ended
