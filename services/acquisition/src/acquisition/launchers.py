@@ -49,7 +49,8 @@ class TaskLauncher:
     def live(self) -> set[UUID]:
         return set(self.runs)
 
-    async def start(self, start: m.StartRun) -> None:
+    async def start(self, start: m.StartRun) -> int:
+        """Start the run as a task; returns the pid that runs it (this process)."""
         loop = RunLoop(
             start,
             bus=self.bus,
@@ -62,6 +63,7 @@ class TaskLauncher:
         task = asyncio.create_task(loop.execute(), name=f"run {start.run_id}")
         self.runs[start.run_id] = (loop, task)
         task.add_done_callback(lambda t: asyncio.ensure_future(self._done(start, t)))
+        return os.getpid()
 
     async def _done(self, start: m.StartRun, task: asyncio.Task[tuple[ExitReason, str]]) -> None:
         self.runs.pop(start.run_id, None)
@@ -104,7 +106,8 @@ class ProcessLauncher:
     def live(self) -> set[UUID]:
         return set(self.children)
 
-    async def start(self, start: m.StartRun) -> None:
+    async def start(self, start: m.StartRun) -> int:
+        """Start the run's process (its own process group); returns its pid."""
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -118,6 +121,7 @@ class ProcessLauncher:
         await self._send(child, start)
         asyncio.create_task(self._watch(child), name=f"watch run {start.run_id}")
         log.info("run %s started as process %d", start.run_id, proc.pid)
+        return proc.pid
 
     async def _send(self, child: _Child, message: m.Message) -> None:
         assert child.proc.stdin is not None

@@ -152,7 +152,9 @@ class RunLoop:
                 asyncio.create_task(self._watch_lease(self.lease)),
             ]
             sub = await self.bus.subscribe(
-                transient_queue("acquisition-run", EVENTS, ("squares.found", "holes.found")),
+                transient_queue(
+                    "acquisition-run", EVENTS, ("squares.found", "holes.found", "image.failed")
+                ),
                 m.Message,
                 self._on_result,
             )
@@ -396,6 +398,9 @@ class RunLoop:
             parent, found = message.atlas_id, message.squares
         elif isinstance(message, m.HolesFound):
             parent, found = message.square_id, message.holes
+        elif isinstance(message, m.ImageFailed) and message.image_id in self._results:
+            self.error("processing could not use image %s: %s", message.path, message.reason)
+            parent, found = message.image_id, ()
         else:
             return
         future = self._expect(parent)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections import deque
 from collections.abc import Callable
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 class Launcher(Protocol):
     def live(self) -> set[UUID]: ...
 
-    async def start(self, start: m.StartRun) -> None: ...
+    async def start(self, start: m.StartRun) -> int: ...
 
     async def forward(self, command: m.Message) -> bool: ...
 
@@ -63,7 +64,19 @@ class Supervisor:
                 start, ExitReason.FAILED, f"no microscope {start.microscope_id} here"
             )
             return
-        await self.launcher.start(start)
+        pid = await self.launcher.start(start)
+        # Announce the process now: the page shows host and PID while the run's process is
+        # still importing (a child process takes a second or two before it speaks).
+        await self.bus.publish(
+            m.RunStateChanged(
+                run_id=start.run_id,
+                session_id=start.session_id,
+                microscope_id=start.microscope_id,
+                state=RunState.STARTING,
+                host=socket.gethostname(),
+                pid=pid,
+            )
+        )
 
     async def _kill(self, kill: m.KillRun) -> None:
         assert self.launcher is not None

@@ -23,7 +23,7 @@ from processing.metrics import ProcessingMetrics
 from processing.settings import ProcessingSettings
 from proto import messages as m
 from proto.bus.base import Bus
-from proto.errors import CorruptImage
+from proto.errors import CorruptImage, PermanentError
 
 log = logging.getLogger("processing.handlers")
 P = ParamSpec("P")
@@ -168,22 +168,30 @@ class Handlers:
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
-        """Run ``fn`` in a thread; a corrupt file is reported (log + event) and dead-lettered."""
+        """Run ``fn`` in a thread. A corrupt file, or a computation that fails on it (the
+        same input would fail again: retrying cannot help), is reported — an error line in the
+        processing log and ``image.failed`` for the pages — and dead-lettered at once."""
+        error: PermanentError
         try:
             return await asyncio.to_thread(fn, *args, **kwargs)
         except CorruptImage as exc:
-            self._count(kind_of(fn), "corrupt")
+            reason, error = exc.reason, exc
             log.error("%s", exc, extra=self._extra(run_id))
-            await self.bus.publish(
-                m.ImageFailed(
-                    message_id=uuid5(image_id, "image.failed"),
-                    run_id=run_id,
-                    image_id=image_id,
-                    path=path,
-                    reason=exc.reason,
-                )
+        except Exception as exc:
+            reason = f"processing failed: {type(exc).__name__}: {exc}"
+            error = PermanentError(f"{path}: {reason}")
+            log.exception("%s: %s", Path(path).name, reason, extra=self._extra(run_id))
+        self._count(kind_of(fn), "corrupt" if isinstance(error, CorruptImage) else "failed")
+        await self.bus.publish(
+            m.ImageFailed(
+                message_id=uuid5(image_id, "image.failed"),
+                run_id=run_id,
+                image_id=image_id,
+                path=path,
+                reason=reason,
             )
-            raise
+        )
+        raise error
 
 
 def kind_of(fn: Callable[..., object]) -> str:

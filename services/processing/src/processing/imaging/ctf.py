@@ -359,7 +359,14 @@ def estimate_ctf(
         return CtfFit(0.0, 0.0, 0.0, res_low_a, 0.0, True)
     ctx = _Context(power.ravel().astype(np.float64), grid_all, opt, box, pixel_size_a, lo, hi1)
     hi2 = max(hi1, min(nyq, int(scale / max(res_high_a, 2 * pixel_size_a))))
-    cands = [_refine_candidate(ctx, rad, m, c, hi2, max_astig_a) for m, c in starts]
+    cands = []
+    for m, c in starts:
+        try:
+            cands.append(_refine_candidate(ctx, rad, m, c, hi2, max_astig_a))
+        except (IndexError, ValueError, np.linalg.LinAlgError):
+            continue  # a start whose rings leave too few points to refine: drop it
+    if not cands:
+        return CtfFit(0.0, 0.0, 0.0, res_low_a, 0.0, True)
     # The start whose rings match the spectrum furthest out wins (a wrong defocus can mimic
     # the low-resolution rings, not the high-resolution ones); ties go to the better fit.
     common = min(c.hi for c in cands)
