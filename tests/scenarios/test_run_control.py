@@ -138,5 +138,9 @@ async def test_second_session_on_a_locked_microscope_ends_locked_without_connect
     logs = (await system.clients["viewer"].get(f"/api/sessions/{second['id']}/logs")).json()
     texts = " | ".join(line["text"] for line in logs)
     assert "is locked by session holder" in texts and "connecting to Krios" not in texts
+    scope = system.scopes["krios-1"]
+    if getattr(scope, "connect_calls", 0):  # the task form: both runs share this object
+        assert scope.connect_calls == 1, "only the holder may connect"
+        assert getattr(scope, "connected", False), "the locked run must not disconnect it"
     await system.clients["operator"].post(f"/api/sessions/{first['id']}/stop")
-    await system.ended(holder_run)
+    assert (await system.ended(holder_run)).exit_reason == "stopped"

@@ -68,6 +68,9 @@ class RunLoop:
         self.known: dict[UUID, m.Target] = {}
         self.grid: m.GridSpec | None = None
         self.lease: HeldLease | None = None
+        self.connected = False
+        """Whether this run connected the scope (a locked run never touches it, not even to
+        disconnect: in the embedded form runs share the microscope object)."""
         self._results: dict[UUID, asyncio.Future[tuple[m.Target, ...]]] = {}
         self._extra = {
             "run_id": str(start.run_id),
@@ -194,8 +197,9 @@ class RunLoop:
 
     async def _let_go(self, killed: bool) -> None:
         """Disconnect, then release the lease (so a new Start right after finds it free)."""
-        with contextlib.suppress(Exception):
-            await self.scope.disconnect()
+        if self.connected:
+            with contextlib.suppress(Exception):
+                await self.scope.disconnect()
         if self.lease is None:
             return
         lost = self.lease.lost.is_set()
@@ -217,6 +221,7 @@ class RunLoop:
             self.safe_point()
             self.info("connecting to %s (%s)", self.scope.name, self.scope.driver)
             await self.scope.connect()
+            self.connected = True
             await self.set_state(RunState.RUNNING)
             grids = self.start.grids
             for index, grid in enumerate(grids):
