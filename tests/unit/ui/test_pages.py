@@ -65,6 +65,18 @@ async def test_stop_shows_stopping_and_the_stop_popup(ui: httpx.AsyncClient, wor
     assert "Stop signal received" in r.text
 
 
+async def test_a_stop_honoured_at_once_still_shows_its_notice(
+    ui: httpx.AsyncClient, world: World
+) -> None:
+    await login(ui, "operator")
+    await ui.post(f"/sessions/{world.session.id}/start", headers={"HX-Request": "true"})
+    await ui.post(f"/sessions/{world.session.id}/stop", headers={"HX-Request": "true"})
+    await world.fake.set_state(world.session, RunState.ENDED, ExitReason.STOPPED)
+    text = (await ui.get(f"/sessions/{world.session.id}")).text
+    assert "Stop signal received" in text and "The run stopped after finishing" in text
+    assert 'class="main start"' in text
+
+
 async def test_staff_sees_admin_buttons_with_confirmations(
     ui: httpx.AsyncClient, world: World
 ) -> None:

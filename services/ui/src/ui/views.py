@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from proto.api import LeaseHolderView, MicroscopeView, QueueView, RunView, SessionView, VolumeView
@@ -128,6 +129,13 @@ def _holder_links(holder: LeaseHolderView, session: SessionView) -> tuple[tuple[
     return ((f"Go to session {name}", f"/sessions/{holder.session_id}"),)
 
 
+RECENT = timedelta(minutes=10)
+
+
+def _recent(run: RunView) -> bool:
+    return run.ended_at is not None and datetime.now(UTC) - run.ended_at < RECENT
+
+
 def popups(ctx: SessionContext) -> list[Popup]:
     """The notices the seed lists, in order of urgency; the decision prompt is separate."""
     out: list[Popup] = []
@@ -167,6 +175,16 @@ def popups(ctx: SessionContext) -> list[Popup]:
                 "info",
                 "Stop signal received",
                 "The run will end after the current acquisition.",
+            )
+        )
+    elif ended and run is not None and run.exit_reason is ExitReason.STOPPED and _recent(run):
+        # a stop honoured at once must not flash by unseen: the notice stays, in past tense
+        out.append(
+            Popup(
+                "stop",
+                "info",
+                "Stop signal received",
+                "The run stopped after finishing its current acquisition.",
             )
         )
     if run is not None and ended and run.exit_reason is ExitReason.LOST:
