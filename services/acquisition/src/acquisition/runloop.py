@@ -234,15 +234,25 @@ class RunLoop:
             self.info("stopped as asked by %s", self.stopped_by or "an operator")
             return ExitReason.STOPPED, f"stopped by {self.stopped_by or 'an operator'}"
         except LeaseGone:
-            why = self.lease.lost_reason if self.lease else "lease lost"
-            self.error("lease lost (%s): stopped driving the scope", why)
-            return ExitReason.LOST, f"lease lost: {why}"
+            return self._lost()
         except (DriverError, DiskFull) as exc:
+            if self._lease_gone():
+                return self._lost()
             self.error("the microscope failed: %s", exc)
             return ExitReason.FAILED, str(exc)
         except Exception as exc:
+            if self._lease_gone():  # e.g. the broker went away: the lease went with it
+                return self._lost()
             log.exception("run failed", extra=self._extra)
             return ExitReason.FAILED, f"{type(exc).__name__}: {exc}"
+
+    def _lease_gone(self) -> bool:
+        return self.lost.is_set() or (self.lease is not None and self.lease.lost.is_set())
+
+    def _lost(self) -> tuple[ExitReason, str]:
+        why = self.lease.lost_reason if self.lease else "lease lost"
+        self.error("lease lost (%s): stopped driving the scope", why)
+        return ExitReason.LOST, f"lease lost: {why}"
 
     def safe_point(self) -> None:
         """Between acquisitions: stop driving when the lease is gone or a stop arrived."""
