@@ -9,6 +9,7 @@ A benchmark script puts the workspace's ``tests`` folder on ``sys.path`` (for
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import math
@@ -17,6 +18,7 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -152,3 +154,18 @@ def redirect_stderr(name: str) -> Path:
 
 def system_log_path(name: str) -> Path:
     return Path(tempfile.gettempdir()) / f"gridpilot-bench-{name}.log"
+
+
+def run_main(main: Callable[[], Coroutine[Any, Any, int]], name: str) -> None:
+    """Run a benchmark's ``main`` and exit: 0 all targets met, 1 a target missed, 2 it could
+    not run (the system's logs are named), 130 interrupted."""
+    try:
+        code = asyncio.run(main())
+    except KeyboardInterrupt:
+        code = 130
+    except BaseException:
+        logging.getLogger(f"bench.{name}").exception(
+            "benchmark aborted; the system's logs: %s", system_log_path(name)
+        )
+        code = 2
+    sys.exit(code)

@@ -340,15 +340,5 @@ async def main() -> int:
     return 0 if all(r.passed is not False for r in rows) else 1
 
 
-def entry() -> int:
-    try:
-        return asyncio.run(main())
-    except KeyboardInterrupt:
-        return 130
-    except BaseException:
-        log.exception("benchmark aborted; the system's logs: %s", common.system_log_path("control"))
-        return 2
-
-
 if __name__ == "__main__":
-    sys.exit(entry())
+    common.run_main(main, "control")
