@@ -1,1 +1,1 @@
-"""Test helpers shared by every layer: bus fixtures, recorders, broker checks."""
+"""Test helpers shared by every layer: the system harness, observers, broker and database checks."""

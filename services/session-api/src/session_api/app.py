@@ -23,6 +23,7 @@ from proto.states import ExitReason, RunState
 from proto.topology import SESSION_API_EVENTS, SESSION_API_LOGS
 from session_api.db.engine import make_engine, migrate, sessionmaker
 from session_api.db.models import Microscope, Run
+from session_api.db.types import utcnow
 from session_api.metrics import ApiMetrics
 from session_api.projection import Projector
 from session_api.reconcile import reconcile_once
@@ -174,8 +175,6 @@ async def _refresh_gauges(app: FastAPI, metrics: ApiMetrics) -> None:
             metrics.exposures_per_hour.labels(mic.id).set(await exposures_per_hour(db, mic.id))
             metrics.lease_held.labels(mic.id).set(1 if mic.lease_holder else 0)
             if run and run.state != RunState.ENDED and run.heartbeat_at:
-                from session_api.db.types import utcnow
-
                 metrics.heartbeat_age.labels(mic.id).set(
                     (utcnow() - run.heartbeat_at).total_seconds()
                 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -160,8 +161,6 @@ async def microscope_view(db: AsyncSession, m: Microscope) -> api.MicroscopeView
 
 async def exposures_per_hour(db: AsyncSession, microscope_id: str, minutes: float = 15) -> float:
     """Exposures of this microscope's runs over the last ``minutes``, scaled to one hour."""
-    from datetime import timedelta
-
     since = utcnow() - timedelta(minutes=minutes)
     n = await db.scalar(
         select(func.count())
