@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from uuid import uuid4
 
 import pytest
@@ -12,6 +11,7 @@ from proto.errors import BusUnavailable, CorruptImage
 from proto.messages import LogRecorded, Message, RunStateChanged, SquaresFound, StopRun
 from proto.states import RunState
 from proto.topology import ACQUISITION_COMMANDS, COMMANDS, EVENTS, LOGS, transient_queue
+from support.inbox import Inbox
 from support.observer import RecordingObserver
 
 Q = ACQUISITION_COMMANDS.name
@@ -25,32 +25,6 @@ def state_changed() -> RunStateChanged:
     return RunStateChanged(
         run_id=uuid4(), session_id=uuid4(), microscope_id="krios-1", state=RunState.RUNNING
     )
-
-
-class Inbox:
-    """Collects what a handler receives; ``wait(n)`` waits for n arrivals."""
-
-    def __init__(self, fail: int = 0, error: Exception | None = None) -> None:
-        self.got: list[Message] = []
-        self.calls = 0
-        self._fail, self._error = fail, error
-        self._cond = asyncio.Condition()
-
-    async def __call__(self, message: Message) -> None:
-        async with self._cond:
-            self.calls += 1
-            self._cond.notify_all()
-        if self._error is not None:
-            raise self._error
-        if self.calls <= self._fail:
-            raise RuntimeError(f"flaky failure {self.calls}")
-        async with self._cond:
-            self.got.append(message)
-            self._cond.notify_all()
-
-    async def wait(self, n: int = 1, timeout: float = 10) -> None:
-        async with asyncio.timeout(timeout), self._cond:
-            await self._cond.wait_for(lambda: len(self.got) >= n)
 
 
 async def test_round_trip_keeps_every_field(bus: Bus) -> None:

@@ -15,6 +15,8 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any, Self
 
 import aio_pika
@@ -29,6 +31,7 @@ from aio_pika.abc import (
 
 from proto.bus.base import (
     ATTEMPTS_HEADER,
+    DEAD_AT_HEADER,
     QUEUE_HEADER,
     REASON_HEADER,
     BusObserver,
@@ -37,6 +40,7 @@ from proto.bus.base import (
     Handler,
     M,
     NullObserver,
+    QueueStats,
 )
 from proto.errors import BusUnavailable
 from proto.messages.base import Message
@@ -193,12 +197,17 @@ class AmqpBus:
     async def _publish(self, exchange: str, key: str, message: aio_pika.Message) -> None:
         """Publish with confirm; while the connection is down, wait for it to come back for
         up to ``publish_retry_s`` (a retried message may arrive twice: consumers dedupe)."""
-        if exchange not in self._exchanges or self._connection is None:
+        if (exchange not in self._exchanges and exchange != "") or self._connection is None:
             raise BusUnavailable(f"no exchange {exchange!r} (is the bus entered?)")
         deadline = time.monotonic() + self.settings.publish_retry_s
         while True:
             try:
-                await self._exchanges[exchange].publish(message, routing_key=key, mandatory=True)
+                target = (
+                    self._exchanges[exchange]
+                    if exchange
+                    else self._channel_or_fail().default_exchange
+                )
+                await target.publish(message, routing_key=key, mandatory=True)
                 break
             except aiormq.exceptions.PublishError as exc:
                 raise BusUnavailable(f"unroutable: nothing is bound to {exchange} {key!r}") from exc
@@ -214,6 +223,11 @@ class AmqpBus:
                 except TimeoutError:
                     raise BusUnavailable(f"broker did not come back: {exc!r}") from exc
         self.observer.published(exchange)
+
+    def _channel_or_fail(self) -> AbstractChannel:
+        if self._channel is None:
+            raise BusUnavailable("the bus is not entered")
+        return self._channel
 
     async def _channel_ready(self) -> None:
         """After a reconnect, the robust channel is restored a moment after the connection."""
@@ -265,6 +279,7 @@ class AmqpBus:
             return
         headers: dict[str, Any] = dict(incoming.headers or {})
         headers.update({REASON_HEADER: reason, QUEUE_HEADER: spec.name, ATTEMPTS_HEADER: attempt})
+        headers[DEAD_AT_HEADER] = datetime.now(UTC).isoformat()
         headers["x-gridpilot-routing-key"] = incoming.routing_key or ""
         await self._publish(
             DLX,
@@ -296,12 +311,85 @@ class AmqpBus:
                 await incoming.nack(requeue=True)
         return letters
 
+    async def replay_dead_letter(self, queue: QueueSpec, key: str) -> bool:
+        """Publish the letter to ``queue`` (default exchange: that queue only, not every
+        binding of its original key), confirmed, then ack it out of the dead-letter queue."""
+
+        async def replay(incoming: AbstractIncomingMessage) -> None:
+            headers = {
+                k: v
+                for k, v in (incoming.headers or {}).items()
+                if not k.startswith("x-gridpilot-") and k not in ("x-death", "x-delivery-count")
+            }
+            headers["x-gridpilot-replayed"] = 1
+            await self._publish(
+                "",
+                self.name(queue.name),
+                aio_pika.Message(
+                    incoming.body,
+                    type=incoming.type,
+                    message_id=incoming.message_id,
+                    correlation_id=incoming.correlation_id,
+                    content_type=incoming.content_type,
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    headers=headers,
+                ),
+            )
+
+        return await self._take_letter(queue, key, replay)
+
+    async def discard_dead_letter(self, queue: QueueSpec, key: str) -> bool:
+        async def drop(_incoming: AbstractIncomingMessage) -> None:
+            return None
+
+        return await self._take_letter(queue, key, drop)
+
+    async def _take_letter(
+        self,
+        queue: QueueSpec,
+        key: str,
+        action: Callable[[AbstractIncomingMessage], Awaitable[None]],
+    ) -> bool:
+        """Find the letter ``key`` in ``dlq.<queue>``, run ``action`` on it and ack it; every
+        other letter read on the way goes back (nack + requeue), so nothing is lost."""
+        if self._connection is None:
+            raise BusUnavailable("the bus is not entered")
+        async with self._connection.channel() as channel:
+            dlq = await channel.get_queue(self.name(queue.dlq), ensure=False)
+            held = []
+            found = False
+            try:
+                while (incoming := await dlq.get(no_ack=False, fail=False)) is not None:
+                    if _letter(queue.name, incoming).key == key:
+                        await action(incoming)
+                        await incoming.ack()
+                        found = True
+                        break
+                    held.append(incoming)
+            finally:
+                for other in held:
+                    await other.nack(requeue=True)
+        return found
+
     async def purge_dead_letters(self, queue: QueueSpec) -> int:
         """Drop every message in ``dlq.<queue>``; returns how many."""
         assert self._channel is not None
         dlq = await self._channel.get_queue(self.name(queue.dlq), ensure=False)
         result = await dlq.purge()
         return int(result.message_count or 0)
+
+    async def queue_stats(self) -> list[QueueStats]:
+        """Depth (ready messages) and consumers of each durable queue, by passive declare."""
+        if self._connection is None:
+            raise BusUnavailable("the bus is not entered")
+        stats = []
+        async with self._connection.channel() as channel:
+            for spec in WORK_QUEUES:
+                for name in (spec.name, spec.dlq):
+                    declared = await channel.declare_queue(self.name(name), passive=True)
+                    ok = declared.declaration_result
+                    stats.append(QueueStats(name, ok.message_count or 0, ok.consumer_count or 0))
+        return stats
 
 
 def _attempt(incoming: AbstractIncomingMessage, attempts: dict[str, int]) -> int:
@@ -322,6 +410,7 @@ def _letter(queue: str, incoming: AbstractIncomingMessage) -> DeadLetter:
     if reason is None and isinstance(death, list) and death and isinstance(death[0], dict):
         reason = f"broker: {death[0].get('reason', 'dead-lettered')!s}"
     attempts = headers.get(ATTEMPTS_HEADER)
+    dead_at = headers.get(DEAD_AT_HEADER)
     return DeadLetter(
         queue,
         str(headers.get("x-gridpilot-routing-key") or incoming.routing_key or ""),
@@ -330,4 +419,5 @@ def _letter(queue: str, incoming: AbstractIncomingMessage) -> DeadLetter:
         str(reason or "unknown"),
         attempts if isinstance(attempts, int) else 0,
         incoming.message_id,
+        datetime.fromisoformat(dead_at) if isinstance(dead_at, str) else None,
     )

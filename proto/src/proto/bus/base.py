@@ -13,12 +13,14 @@ Policy, the same on both buses (STYLE.md §6):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal, Protocol, Self, TypeVar
 from uuid import UUID
 
@@ -37,6 +39,7 @@ Outcome = Literal["ok", "duplicate", "ignored", "retry", "dead_lettered"]
 REASON_HEADER = "x-gridpilot-reason"
 QUEUE_HEADER = "x-gridpilot-queue"
 ATTEMPTS_HEADER = "x-gridpilot-attempts"
+DEAD_AT_HEADER = "x-gridpilot-dead-at"
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,26 @@ class DeadLetter:
     reason: str
     attempts: int
     message_id: str | None = None
+    dead_at: datetime | None = None
+
+    @property
+    def key(self) -> str:
+        """How operators name this letter: its message id, else a digest of its body
+        (malformed messages may have no id)."""
+        return self.message_id or letter_key(self.body)
+
+
+def letter_key(body: bytes) -> str:
+    return "sha256-" + hashlib.sha256(body).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """One durable queue as the broker sees it now: messages ready and consumers attached."""
+
+    queue: str
+    messages: int
+    consumers: int
 
 
 class BusObserver(Protocol):
@@ -101,6 +124,23 @@ class Bus(Protocol):
 
     async def dead_letters(self, queue: QueueSpec) -> list[DeadLetter]:
         """The messages waiting in ``dlq.<queue>``, oldest first, left in place."""
+        ...
+
+    async def replay_dead_letter(self, queue: QueueSpec, key: str) -> bool:
+        """Put the letter named ``key`` back on ``queue`` (as new: attempts start again) and
+        take it out of ``dlq.<queue>``; False when no such letter waits there."""
+        ...
+
+    async def discard_dead_letter(self, queue: QueueSpec, key: str) -> bool:
+        """Drop the letter named ``key`` from ``dlq.<queue>``; False when it is not there."""
+        ...
+
+    async def purge_dead_letters(self, queue: QueueSpec) -> int:
+        """Drop every message in ``dlq.<queue>``; returns how many."""
+        ...
+
+    async def queue_stats(self) -> list[QueueStats]:
+        """Every durable work queue and its dead-letter queue: depth and consumers now."""
         ...
 
     async def __aenter__(self) -> Self: ...

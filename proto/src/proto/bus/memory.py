@@ -12,7 +12,8 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Self
+from datetime import UTC, datetime
+from typing import Self
 
 from proto.bus.base import (
     BusObserver,
@@ -21,6 +22,7 @@ from proto.bus.base import (
     Handler,
     M,
     NullObserver,
+    QueueStats,
 )
 from proto.errors import BusUnavailable
 from proto.messages.base import Message
@@ -38,6 +40,7 @@ class Envelope:
     message_id: str | None = None
     attempt: int = 1
     reason: str = ""
+    dead_at: datetime | None = None
 
 
 @dataclass
@@ -222,19 +225,11 @@ class MemoryBus:
 
     def _dead_letter(self, spec: QueueSpec, envelope: Envelope, reason: str) -> None:
         log.error("dead-lettered a message from %s: %s", spec.name, reason)
-        letter = DeadLetter(
-            spec.name,
-            envelope.routing_key,
-            envelope.type,
-            envelope.body,
-            reason,
-            envelope.attempt,
-            envelope.message_id,
-        )
-        self.dead.append(letter)
+        dead = replace(envelope, reason=reason, dead_at=datetime.now(UTC))
+        self.dead.append(_letter(spec.name, dead))
         dlq = self._queues.get(spec.dlq)
         if dlq is not None:
-            dlq.items.put_nowait(replace(envelope, reason=reason))
+            dlq.items.put_nowait(dead)
 
     def _done(self) -> None:
         self._busy -= 1
@@ -263,18 +258,59 @@ class MemoryBus:
         dlq = self._queues.get(queue.dlq)
         if dlq is None:
             return []
-        items: list[Any] = list(dlq.items._queue)  # type: ignore[attr-defined]
-        return [
-            DeadLetter(queue.name, e.routing_key, e.type, e.body, e.reason, e.attempt, e.message_id)
-            for e in items
-        ]
+        held = _take_all(dlq)
+        for envelope in held:
+            dlq.items.put_nowait(envelope)
+        return [_letter(queue.name, e) for e in held]
+
+    async def replay_dead_letter(self, queue: QueueSpec, key: str) -> bool:
+        found = self._remove_letter(queue, key)
+        if found is None:
+            return False
+        fresh = replace(found, attempt=1, reason="", dead_at=None)
+        self._put(self._declare(queue), fresh)
+        return True
+
+    async def discard_dead_letter(self, queue: QueueSpec, key: str) -> bool:
+        return self._remove_letter(queue, key) is not None
+
+    def _remove_letter(self, queue: QueueSpec, key: str) -> Envelope | None:
+        dlq = self._queues.get(queue.dlq)
+        if dlq is None:
+            return None
+        found = None
+        for envelope in _take_all(dlq):
+            if found is None and _letter(queue.name, envelope).key == key:
+                found = envelope
+            else:
+                dlq.items.put_nowait(envelope)
+        return found
 
     async def purge_dead_letters(self, queue: QueueSpec) -> int:
         """Drop every message in ``dlq.<queue>``; returns how many."""
         dlq = self._queues.get(queue.dlq)
         if dlq is None:
             return 0
-        n = dlq.items.qsize()
-        while not dlq.items.empty():
-            dlq.items.get_nowait()
-        return n
+        return len(_take_all(dlq))
+
+    async def queue_stats(self) -> list[QueueStats]:
+        stats = []
+        for spec in WORK_QUEUES:
+            for name in (spec.name, spec.dlq):
+                q = self._queues.get(name)
+                if q is not None:
+                    stats.append(QueueStats(name, q.items.qsize(), q.consumers))
+        return stats
+
+
+def _take_all(q: _Queue) -> list[Envelope]:
+    items = []
+    while not q.items.empty():
+        items.append(q.items.get_nowait())
+    return items
+
+
+def _letter(queue: str, e: Envelope) -> DeadLetter:
+    return DeadLetter(
+        queue, e.routing_key, e.type, e.body, e.reason, e.attempt, e.message_id, e.dead_at
+    )
