@@ -41,6 +41,11 @@ ROUTES = [
     ("GET", "/api/images/" + NIL + ".png", None, "viewer"),
     ("GET", "/api/runs/" + NIL, None, "viewer"),
     ("GET", "/api/audit", None, "staff"),
+    ("GET", "/api/ops", None, "staff"),
+    ("GET", "/api/ops/dead-letters", None, "staff"),
+    ("POST", "/api/ops/dead-letters/processing.images/no-such-key/replay", None, "staff"),
+    ("POST", "/api/ops/dead-letters/processing.images/no-such-key/discard", None, "staff"),
+    ("POST", "/api/ops/dead-letters/processing.images/purge", None, "staff"),
 ]
 
 

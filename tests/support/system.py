@@ -28,6 +28,7 @@ from processing.settings import ProcessingSettings
 from proto import messages as m
 from proto.bus.base import Bus
 from proto.bus.loghandler import BusLogHandler
+from proto.heartbeat import heartbeats
 from proto.lease.base import LeaseManager
 from session_api.app import create_app
 from session_api.auth import add_user
@@ -36,6 +37,9 @@ from session_api.settings import ApiSettings
 T = TypeVar("T", bound=m.Message)
 PASSWORD = "correct horse battery"
 ROLES = ("viewer", "operator", "staff")
+
+HEARTBEAT_S = 1.0
+"""Worker heartbeats in tests: fast, so a test can watch one arrive."""
 
 
 def fast_scope(scope_id: str, name: str, **faults: Any) -> SimulatorConfig:
@@ -199,5 +203,9 @@ async def running_system(
             httpx.AsyncClient(transport=transport, base_url="http://api")
         )
         await stack.enter_async_context(reporting(supervisor, acq.report_interval_s))
+        for name in ("acquisition", "processing"):
+            await stack.enter_async_context(
+                heartbeats(bus, name, interval_s=HEARTBEAT_S, instance=f"test/{name}")
+            )
         await system.wait_for(m.MicroscopeReported, lambda e: e.microscope_id == "krios-2")
         yield system

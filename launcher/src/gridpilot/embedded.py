@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -28,6 +30,7 @@ from processing.service import attach as attach_processing
 from processing.settings import ProcessingSettings
 from proto.bus.loghandler import BusLogHandler
 from proto.bus.memory import MemoryBus
+from proto.heartbeat import heartbeats
 from proto.lease.memory import MemoryLeases
 from session_api.app import create_app as create_api
 from session_api.auth import add_user
@@ -114,6 +117,15 @@ async def embedded_stack(
             handlers.append((name, handler))
         servers = [await _serve(api, host, api_port), await _serve(ui, host, ui_port)]
         await stack.enter_async_context(reporting(supervisor, acq.report_interval_s))
+        for name in ("acquisition", "processing"):
+            await stack.enter_async_context(
+                heartbeats(
+                    bus,
+                    name,
+                    interval_s=acq.worker_heartbeat_s,
+                    instance=f"{socket.gethostname()}:{os.getpid()}/{name}",
+                )
+            )
         result = Stack(
             f"http://{host}:{ui_port}", f"http://{host}:{api_port}", bus, leases, scopes, api
         )

@@ -26,6 +26,10 @@ Routes (all under ``/api``; roles viewer < operator < staff; every route checks 
 | GET /images/{image_id}.png | viewer | image/png |
 | GET /runs/{id} | viewer | RunView |
 | GET /audit | staff | list[AuditView] |
+| GET /ops | staff | OpsView (queues, workers, dead letters) |
+| GET /ops/dead-letters (?queue) | staff | list[DeadLetterView] |
+| POST /ops/dead-letters/{queue}/{key}/replay · /discard | staff | DeadLetterAction |
+| POST /ops/dead-letters/{queue}/purge | staff | DeadLetterAction |
 
 Errors: 401 not logged in, 403 wrong role, 404 unknown id, 409 conflict (a run is live, naming
 it), 422 invalid body (FastAPI's field list), 503 bus or broker unavailable.
@@ -284,6 +288,73 @@ class AuditView(_View):
     target: str | None
     outcome: str
     detail: str | None
+
+
+# --- operations -----------------------------------------------------------------------------
+
+WorkQueue = Literal[
+    "acquisition.commands",
+    "processing.finders",
+    "processing.images",
+    "session-api.events",
+    "session-api.logs",
+]
+"""The durable queues (each has ``dlq.<queue>``); ``tests/contract`` checks the list against
+``proto.topology.WORK_QUEUES``."""
+
+
+class QueueStatsView(_View):
+    queue: str
+    messages: int
+    """Waiting (ready) messages."""
+    consumers: int
+    dead_letters: int | None = None
+    """Messages in this queue's ``dlq.<queue>`` (``None`` for a dead-letter queue itself)."""
+
+
+class WorkerView(_View):
+    instance: str
+    service: str
+    host: str
+    pid: int
+    started_at: datetime
+    seen_at: datetime
+    age_s: float
+    """Seconds since the last heartbeat."""
+    stale: bool
+    """No heartbeat for three intervals: hung, dead or cut off from the broker."""
+    handled: int
+
+
+class DeadLetterView(_View):
+    queue: str
+    key: str
+    """Names the letter for replay/discard: its message id, else a digest of its body."""
+    message_id: str | None
+    type: str
+    routing_key: str
+    reason: str
+    attempts: int
+    dead_at: datetime | None
+    size_bytes: int
+    preview: str
+    """The start of the body, as text."""
+
+
+class OpsView(_View):
+    checked_at: datetime
+    queues: list[QueueStatsView]
+    workers: list[WorkerView]
+    dead_letters: list[DeadLetterView]
+    broker_error: str | None = None
+    """Set when the broker could not be read; queues and letters are then empty."""
+
+
+class DeadLetterAction(_View):
+    queue: str
+    action: Literal["replayed", "discarded", "purged"]
+    count: int
+    key: str | None = None
 
 
 MicroscopeView.model_rebuild()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import get_args
 
 import psutil
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -39,12 +40,19 @@ class BusMetrics:
             ["queue"],
             registry=registry,
         )
+        self._queues: set[str] = set()
 
     def published(self, exchange: str) -> None:
         self.published_total.labels(_unprefixed(exchange)).inc()
 
     def handled(self, queue: str, outcome: Outcome, seconds: float) -> None:
         queue = "transient" if queue.startswith("transient.") else queue
+        if queue not in self._queues:
+            # Every outcome of a queue exists (0) from its first delivery on, so a rate of
+            # retries or dead letters reads 0 rather than no data until the first one.
+            self._queues.add(queue)
+            for each in get_args(Outcome):
+                self.handled_total.labels(queue, each)
         self.handled_total.labels(queue, outcome).inc()
         self.handler_seconds.labels(queue).observe(seconds)
 

@@ -36,8 +36,10 @@ from proto.messages.run import (
     StartRun,
     StopRun,
 )
+from proto.messages.worker import WorkerHeartbeat
 
 __all__ = [
+    "WorkerHeartbeat",
     "REGISTRY",
     "AddTargets",
     "AtlasAcquired",

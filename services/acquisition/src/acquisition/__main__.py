@@ -13,6 +13,7 @@ from acquisition.settings import AcquisitionSettings
 from proto.bus.amqp import AmqpBus
 from proto.bus.loghandler import BusLogHandler
 from proto.health import configure_logging, stop_signal, worker_probes
+from proto.heartbeat import CountingObserver, heartbeats
 from proto.settings import AmqpSettings
 
 
@@ -21,14 +22,18 @@ async def main() -> None:
     configure_logging(settings.log_level)
     registry = CollectorRegistry()
     metrics = AcquisitionMetrics(registry)
-    bus = AmqpBus(AmqpSettings(), service="acquisition", observer=metrics.bus)
+    counter = CountingObserver(metrics.bus)
+    bus = AmqpBus(AmqpSettings(), service="acquisition", observer=counter)
     supervisor = attach(bus, settings.model_copy(update={"run_mode": "process"}))
     metrics.watch(supervisor)
     stop = stop_signal()
     async with worker_probes(settings.metrics_host, settings.metrics_port, bus, registry), bus:
         handler = BusLogHandler(bus, service="acquisition", panel="acquisition")
         logging.getLogger("acquisition").addHandler(handler)
-        async with reporting(supervisor, settings.report_interval_s):
+        async with (
+            reporting(supervisor, settings.report_interval_s),
+            heartbeats(bus, "acquisition", interval_s=settings.worker_heartbeat_s, counter=counter),
+        ):
             await stop.wait()
 
 

@@ -35,4 +35,6 @@ class AcquisitionSettings(BaseSettings):
     squares_per_grid: int = Field(3, ge=0)
     holes_per_square: int = Field(4, ge=0)
     report_interval_s: float = Field(5.0, gt=0)
+    worker_heartbeat_s: float = Field(10.0, gt=0)
+    """How often the service tells the operations page it is alive."""
     log_level: str = "INFO"

@@ -7,12 +7,14 @@ import logging
 
 from prometheus_client import CollectorRegistry
 
+from processing.backlog import watching_backlog
 from processing.metrics import ProcessingMetrics
 from processing.service import attach
 from processing.settings import ProcessingSettings
 from proto.bus.amqp import AmqpBus
 from proto.bus.loghandler import BusLogHandler
 from proto.health import configure_logging, stop_signal, worker_probes
+from proto.heartbeat import CountingObserver, heartbeats
 from proto.settings import AmqpSettings
 
 
@@ -24,10 +26,16 @@ async def main() -> None:
     amqp = AmqpSettings()
     # CPU-bound jobs: take one message at a time per worker.
     amqp = amqp.model_copy(update={"prefetch": 1})
-    bus = AmqpBus(amqp, service="processing", observer=metrics.bus)
+    counter = CountingObserver(metrics.bus)
+    bus = AmqpBus(amqp, service="processing", observer=counter)
     attach(bus, settings, metrics)
     stop = stop_signal()
-    async with worker_probes(settings.metrics_host, settings.metrics_port, bus, registry), bus:
+    async with (
+        worker_probes(settings.metrics_host, settings.metrics_port, bus, registry),
+        bus,
+        heartbeats(bus, "processing", interval_s=settings.worker_heartbeat_s, counter=counter),
+        watching_backlog(bus, metrics, settings.backlog_interval_s),
+    ):
         handler = BusLogHandler(bus, service="processing", panel="processing")
         logging.getLogger("processing").addHandler(handler)
         await stop.wait()

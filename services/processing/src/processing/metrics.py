@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from proto.observe import BusMetrics, ProcessCollector
 
@@ -17,6 +17,9 @@ class ProcessingMetrics:
             ["kind", "outcome"],
             registry=registry,
         )
+        for kind in ("exposure", "atlas", "square"):
+            for outcome in ("ok", "corrupt", "failed"):
+                self.images.labels(kind, outcome)  # 0 until it happens, not absent
         self.latency = Histogram(
             "gridpilot_processing_latency_seconds",
             "From the image's acquisition to its result",
@@ -24,6 +27,14 @@ class ProcessingMetrics:
             buckets=(0.5, 1, 2, 4, 6, 8, 12, 20, 30, 60, 120, 300),
             registry=registry,
         )
+        self.backlog = Gauge(
+            "gridpilot_processing_backlog_messages",
+            "Messages waiting in the processing queues, as this worker last saw them",
+            ["queue"],
+            registry=registry,
+        )
+        for queue in ("processing.images", "processing.finders"):
+            self.backlog.labels(queue)
 
     def done(self, kind: str, outcome: str, seconds: float | None) -> None:
         self.images.labels(kind, outcome).inc()

@@ -17,3 +17,7 @@ class ProcessingSettings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9102
     log_level: str = "INFO"
+    backlog_interval_s: float = Field(5.0, gt=0)
+    """How often a worker reads the queue depth into its backlog gauge."""
+    worker_heartbeat_s: float = Field(10.0, gt=0)
+    """How often a worker tells the operations page it is alive."""

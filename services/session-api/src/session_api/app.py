@@ -27,11 +27,13 @@ from session_api.db.types import utcnow
 from session_api.metrics import ApiMetrics
 from session_api.projection import Projector
 from session_api.reconcile import reconcile_once
-from session_api.routes import auth, control, microscopes, runs, sessions
+from session_api.routes import auth, control, microscopes, ops, runs, sessions
 from session_api.settings import ApiSettings
 from session_api.views import exposures_per_hour
 
 log = logging.getLogger(__name__)
+
+QUEUE_STATS_TIMEOUT_S = 3.0
 
 
 def create_app(
@@ -86,7 +88,14 @@ def create_app(
     app.state.settings = settings
     app.state.bus = None
     app.state.metrics = metrics
-    for router in (auth.router, microscopes.router, sessions.router, control.router, runs.router):
+    for router in (
+        auth.router,
+        microscopes.router,
+        sessions.router,
+        control.router,
+        runs.router,
+        ops.router,
+    ):
         app.include_router(router)
 
     @app.get("/healthz", include_in_schema=False)
@@ -113,7 +122,7 @@ def _announcer(bus: Bus) -> Callable[[m.Message], Awaitable[None]]:
     """Tell the pages that an event is committed, so they re-read state that includes it."""
 
     async def announce(event: m.Message) -> None:
-        if isinstance(event, m.StateProjected | m.LogRecorded):
+        if isinstance(event, m.StateProjected | m.LogRecorded | m.WorkerHeartbeat):
             return
         try:
             await bus.publish(m.StateProjected.of(event))
@@ -161,6 +170,13 @@ async def _reconcile(
 
 
 async def _refresh_gauges(app: FastAPI, metrics: ApiMetrics) -> None:
+    bus: Bus | None = app.state.bus
+    if bus is not None:
+        try:
+            async with asyncio.timeout(QUEUE_STATS_TIMEOUT_S):
+                metrics.queues(await bus.queue_stats())
+        except (BusUnavailable, TimeoutError) as exc:
+            log.warning("queue metrics not refreshed: %r", exc)
     async with app.state.sessionmaker() as db:
         for mic in (await db.scalars(select(Microscope))).all():
             run = await db.scalar(

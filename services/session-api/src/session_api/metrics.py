@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Gauge
 
+from proto.bus.base import QueueStats
 from proto.observe import BusMetrics, ProcessCollector
 
 
@@ -42,3 +43,29 @@ class ApiMetrics:
             ["microscope"],
             registry=registry,
         )
+        self.queue_messages = Gauge(
+            "gridpilot_session_api_queue_messages",
+            "Messages waiting in each Gridpilot queue",
+            ["queue"],
+            registry=registry,
+        )
+        self.queue_consumers = Gauge(
+            "gridpilot_session_api_queue_consumers",
+            "Consumers on each Gridpilot queue",
+            ["queue"],
+            registry=registry,
+        )
+        self.dead_letters = Gauge(
+            "gridpilot_session_api_dead_letters",
+            "Messages in each dead-letter queue",
+            ["queue"],
+            registry=registry,
+        )
+
+    def queues(self, stats: list[QueueStats]) -> None:
+        for s in stats:
+            if s.queue.startswith("dlq."):
+                self.dead_letters.labels(s.queue).set(s.messages)
+            else:
+                self.queue_messages.labels(s.queue).set(s.messages)
+                self.queue_consumers.labels(s.queue).set(s.consumers)

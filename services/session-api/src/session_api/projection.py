@@ -10,9 +10,10 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -28,10 +29,13 @@ from session_api.db.models import (
     Run,
     Session,
     Target,
+    Worker,
 )
 from session_api.db.types import utcnow
 
 log = logging.getLogger(__name__)
+
+WORKER_FORGET = timedelta(days=1)
 
 Listener = Callable[[m.Message], Awaitable[None]]
 
@@ -62,6 +66,7 @@ class Projector:
             m.ExposureAcquired: self._exposure,
             m.ExposureProcessed: self._processed,
             m.ImageFailed: self._failed,
+            m.WorkerHeartbeat: self._worker,
         }
 
     async def event(self, message: m.Message) -> None:
@@ -69,7 +74,7 @@ class Projector:
         handler = self._handlers.get(type(message))
         if handler is not None:
             async with self._lock, self._sessions() as db:
-                if not isinstance(message, m.RunHeartbeatSent):
+                if not isinstance(message, m.RunHeartbeatSent | m.WorkerHeartbeat):
                     if await db.get(Processed, message.message_id) is not None:
                         return
                     db.add(Processed(message_id=message.message_id))
@@ -109,6 +114,19 @@ class Projector:
                 return
         for listener in self.listeners:
             await listener(record)
+
+    # --- workers ------------------------------------------------------------------------
+
+    async def _worker(self, db: AsyncSession, e: m.WorkerHeartbeat) -> None:
+        row = await db.get(Worker, e.instance)
+        if row is None:
+            row = Worker(instance=e.instance)
+            db.add(row)
+        row.service, row.host, row.pid = e.service, e.host, e.pid
+        row.started_at, row.interval_s, row.handled = e.started_at, e.interval_s, e.handled
+        row.seen_at = max(e.sent_at, row.seen_at) if row.seen_at else e.sent_at
+        # processes gone for a day are forgotten (a restart is a new instance)
+        await db.execute(delete(Worker).where(Worker.seen_at < utcnow() - WORKER_FORGET))
 
     # --- microscopes and leases ---------------------------------------------------------
 

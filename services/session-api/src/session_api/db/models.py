@@ -186,3 +186,17 @@ class Processed(Base):
     __tablename__ = "processed_messages"
     message_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Worker(Base):
+    """A service process as its last heartbeat described it (the operations page)."""
+
+    __tablename__ = "workers"
+    instance: Mapped[str] = mapped_column(String(128), primary_key=True)
+    service: Mapped[str] = mapped_column(String(32))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime]
+    seen_at: Mapped[datetime]
+    interval_s: Mapped[float] = mapped_column(Float)
+    handled: Mapped[int] = mapped_column(Integer, default=0)
