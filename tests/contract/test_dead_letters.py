@@ -68,9 +68,7 @@ async def test_discard_drops_one_letter_and_keeps_the_others(
     assert [x.body for x in left] == [second.model_dump_json().encode(), b"{not json"]
     malformed = left[1]
     assert await bus.discard_dead_letter(ACQUISITION_COMMANDS, malformed.key)
-    assert [x.key for x in await bus.dead_letters(ACQUISITION_COMMANDS)] == [
-        str(second.message_id)
-    ]
+    assert [x.key for x in await bus.dead_letters(ACQUISITION_COMMANDS)] == [str(second.message_id)]
     assert await bus.purge_dead_letters(ACQUISITION_COMMANDS) == 1
     assert await bus.dead_letters(ACQUISITION_COMMANDS) == []
 
