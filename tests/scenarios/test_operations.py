@@ -3,6 +3,7 @@ discarded (audited), on every bus and database."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from proto import messages as m
 from proto.topology import PROCESSING_IMAGES
-from support.system import System
+from support.system import PASSWORD, System
 
 
 @pytest.mark.faults(truncate_every=1)
@@ -115,3 +116,54 @@ async def test_a_worker_that_stopped_beating_is_stale(system: System) -> None:
     assert workers["hung"]["stale"] and workers["hung"]["age_s"] >= 31
     assert not workers["fine"]["stale"] and workers["fine"]["handled"] == 12
     assert "gone" not in workers
+
+
+@pytest.mark.parametrize("system", [("memory", "sqlite")], indirect=True, ids=["memory-sqlite"])
+async def test_gridpilot_dlq_lists_replays_discards_and_purges(system: System) -> None:
+    import argparse
+    import io
+
+    from gridpilot import dlq
+    from proto.topology import EVENTS, SESSION_API_EVENTS
+
+    parser = argparse.ArgumentParser()
+    dlq.add_parser(parser.add_subparsers(dest="command"))
+
+    async def cli(*argv: str) -> tuple[int, str]:
+        out = io.StringIO()
+        code = await dlq.run(parser.parse_args(["dlq", *argv]), client, out)
+        return code, out.getvalue()
+
+    client = system.clients["anonymous"]
+    await dlq.login(client, "staff", PASSWORD)
+    await system.bus.publish_raw(
+        EVENTS, "exposure.acquired", b"{not json", type="exposure.acquired"
+    )
+    await system.bus.drain()  # type: ignore[attr-defined]
+    (images,) = await system.bus.dead_letters(PROCESSING_IMAGES)
+    (events,) = await system.bus.dead_letters(SESSION_API_EVENTS)
+
+    code, text = await cli("list")
+    assert code == 0 and images.key in text and "not JSON" in text
+    assert "processing.images" in text and "session-api.events" in text
+    code, text = await cli("list", "--queue", "session-api.events", "--json")
+    assert [x["key"] for x in json.loads(text)] == [events.key]
+
+    code, text = await cli("replay", "processing.images", images.key)
+    assert (code, text) == (0, f"{images.key}: replayed\n")
+    await system.bus.drain()  # type: ignore[attr-defined]
+    assert len(await system.bus.dead_letters(PROCESSING_IMAGES)) == 1  # still malformed
+
+    code, text = await cli("discard", "processing.images", "no-such-key")
+    assert code == 1 and "no dead letter no-such-key" in text
+    code, text = await cli("discard", "session-api.events", "--all")
+    assert (code, text) == (0, f"{events.key}: discarded\n")
+    code, text = await cli("purge", "processing.images", "--yes")
+    assert (code, text) == (0, "purged 1 letters from dlq.processing.images\n")
+    assert (await cli("list")) == (0, "no dead letters\n")
+
+    audit = (await system.clients["staff"].get("/api/audit")).json()
+    assert {"dlq-replay", "dlq-discard", "dlq-purge"} <= {a["action"] for a in audit}
+    operator = system.clients["operator"]
+    r = await operator.post("/api/ops/dead-letters/processing.images/purge")
+    assert r.status_code == 403

@@ -1,4 +1,4 @@
-"""The ``gridpilot`` command: demo, up, serve, users."""
+"""The ``gridpilot`` command: demo, up, serve, users, dlq."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import getpass
 import runpy
 import sys
 from pathlib import Path
+
+from gridpilot import dlq
 
 SERVE = {
     "acquisition": "acquisition",
@@ -41,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     add.add_argument("name")
     add.add_argument("--role", required=True, choices=["viewer", "operator", "staff"])
+    dlq.add_parser(sub)
     return p
 
 
@@ -57,10 +60,10 @@ async def _add_user(name: str, role: str, password: str) -> None:
     await engine.dispose()
 
 
-def _read_password() -> str:
+def _read_password(confirm: bool = True) -> str:
     if sys.stdin.isatty():
         first = getpass.getpass("password: ")
-        if getpass.getpass("again: ") != first:
+        if confirm and getpass.getpass("again: ") != first:
             raise SystemExit("the passwords differ")
         return first
     return sys.stdin.readline().rstrip("\n")
@@ -85,3 +88,6 @@ def main(argv: list[str] | None = None) -> None:
         except ValueError as exc:
             raise SystemExit(f"gridpilot users add: {exc}") from exc
         print(f"user {args.name} is {args.role}")
+    elif args.command == "dlq":
+        password = _read_password(confirm=False) if args.user else None
+        raise SystemExit(asyncio.run(dlq.main(args, password)))
