@@ -30,7 +30,7 @@ from processing.service import attach as attach_processing
 from processing.settings import ProcessingSettings
 from proto.bus.loghandler import BusLogHandler
 from proto.bus.memory import MemoryBus
-from proto.heartbeat import heartbeats
+from proto.heartbeat import CountingObserver, heartbeats
 from proto.lease.memory import MemoryLeases
 from session_api.app import create_app as create_api
 from session_api.auth import add_user
@@ -86,7 +86,8 @@ async def embedded_stack(
     acq = (acquisition or AcquisitionSettings()).model_copy(
         update={"run_mode": "task", "data_root": data_root}
     )
-    bus, leases = MemoryBus(), MemoryLeases()
+    counter = CountingObserver()
+    bus, leases = MemoryBus(observer=counter), MemoryLeases()
     scopes = build_scopes(acq)
     supervisor = attach_acquisition(bus, acq, leases, scopes)
     attach_processing(bus, ProcessingSettings(data_root=data_root))
@@ -123,6 +124,7 @@ async def embedded_stack(
                     bus,
                     name,
                     interval_s=acq.worker_heartbeat_s,
+                    counter=counter,
                     instance=f"{socket.gethostname()}:{os.getpid()}/{name}",
                 )
             )

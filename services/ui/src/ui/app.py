@@ -19,7 +19,7 @@ from ui.client import ApiError, NotLoggedIn
 from ui.deps import is_htmx, render
 from ui.metrics import UiBusObserver
 from ui.render import make_templates
-from ui.routes import actions, browse, facility, login, session, stream
+from ui.routes import actions, browse, facility, login, operations, session, stream
 from ui.settings import DEV_SECRET_KEY, UiSettings
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def create_app(
     app.state.templates = make_templates()
     app.state.ready = False
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for module in (login, facility, session, actions, stream, browse):
+    for module in (login, facility, session, actions, stream, browse, operations):
         app.include_router(module.router)
     _health(app)
     _errors(app)

@@ -9,18 +9,20 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from uuid import UUID
 
 import httpx
 from pydantic import BaseModel, TypeAdapter
 
 from proto.api import (
+    DeadLetterAction,
     ExposureView,
     GridDetail,
     LeaseReleaseResponse,
     LogLineView,
     MicroscopeView,
+    OpsView,
     QueueView,
     RunView,
     SessionView,
@@ -289,6 +291,21 @@ class ApiClient:
     async def release_lease(self, microscope_id: str) -> LeaseReleaseResponse:
         r = await self._send("POST", f"/api/microscopes/{microscope_id}/lease/release")
         return LeaseReleaseResponse.model_validate_json(r.content)
+
+    # --- operations (staff) -----------------------------------------------------------------
+
+    async def ops(self) -> OpsView:
+        return await self._get(OpsView, "/api/ops")
+
+    async def dead_letter(
+        self, queue: str, key: str, action: Literal["replay", "discard"]
+    ) -> DeadLetterAction:
+        r = await self._send("POST", f"/api/ops/dead-letters/{queue}/{key}/{action}")
+        return DeadLetterAction.model_validate_json(r.content)
+
+    async def purge_dead_letters(self, queue: str) -> DeadLetterAction:
+        r = await self._send("POST", f"/api/ops/dead-letters/{queue}/purge")
+        return DeadLetterAction.model_validate_json(r.content)
 
 
 async def _stream(response: httpx.Response) -> AsyncIterator[bytes]:
