@@ -14,6 +14,7 @@ import httpx
 from playwright.async_api import Page, async_playwright, expect
 
 from acquisition.settings import AcquisitionSettings
+from acquisition.simulator.scope import Faults
 from gridpilot.demo import seed_sessions
 from gridpilot.embedded import embedded_stack
 
@@ -32,7 +33,11 @@ async def login(page: Page, ui: str, who: str, password: str, path: str) -> None
 async def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp())
-    acq = AcquisitionSettings(squares_per_grid=2, holes_per_square=3)
+    scopes = AcquisitionSettings().microscopes
+    # the second scope writes every third movie truncated: the operations page has real
+    # dead letters to show
+    scopes[1] = scopes[1].model_copy(update={"faults": Faults(truncate_every=3)})
+    acq = AcquisitionSettings(squares_per_grid=2, holes_per_square=3, microscopes=scopes)
     async with embedded_stack(
         ui_port=8190,
         api_port=8191,
@@ -49,6 +54,9 @@ async def main(out: Path) -> None:
             api.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
             sessions = (await api.get("/api/sessions")).json()
             sid = next(s["id"] for s in sessions if s["microscope_id"] == "krios-1")
+            faulty = next(s["id"] for s in sessions if s["microscope_id"] == scopes[1].id)
+            r = await api.post(f"/api/sessions/{faulty}/start")
+            r.raise_for_status()
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
             page = await browser.new_page(viewport=LAPTOP)
@@ -68,6 +76,11 @@ async def main(out: Path) -> None:
             await browse.screenshot(path=str(out / "dashboard.png"), full_page=True)
             await browse.goto(f"{stack.ui_url}/sessions")
             await browse.screenshot(path=str(out / "sessions.png"), full_page=True)
+            await browse.goto(f"{stack.ui_url}/operations")
+            await expect(browse.locator(".ops-letters tbody tr").first).to_be_visible(
+                timeout=120_000
+            )
+            await browse.screenshot(path=str(out / "operations.png"), full_page=True)
             await browser.close()
     print(f"screenshots in {out}")  # noqa: T201
 
