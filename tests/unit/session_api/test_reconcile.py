@@ -1,5 +1,6 @@
 """The reconciler ends silent runs without a lease ``lost`` — but not one whose last event is
-still on its way (it must look dead for a second round)."""
+still on its way (it must look dead for a second round, and the projection must have caught up
+past the moment it first looked dead)."""
 
 from __future__ import annotations
 
@@ -49,8 +50,12 @@ async def test_a_silent_run_without_its_lease_ends_lost_after_a_second_look(tmp_
     kw = {"heartbeat_timeout_s": 10.0, "start_timeout_s": 30.0, "suspects": suspects}
     assert await reconcile_once(sessions, leases, **kw) == []  # type: ignore[arg-type]
     assert set(suspects) == {dead}
-    suspects[dead] = utcnow() - timedelta(seconds=11)  # as if the next round came 11 s later
-    ended = await reconcile_once(sessions, leases, **kw)  # type: ignore[arg-type]
+    suspects[dead] = first = utcnow() - timedelta(seconds=11)  # the next round, 11 s later
+    # the events lag: what was published after the run first looked dead is not projected
+    lagging = first - timedelta(seconds=1)
+    assert await reconcile_once(sessions, leases, **kw, caught_up=lagging) == []  # type: ignore[arg-type]
+    assert await reconcile_once(sessions, leases, **kw) == []  # type: ignore[arg-type]
+    ended = await reconcile_once(sessions, leases, **kw, caught_up=utcnow())  # type: ignore[arg-type]
     assert [r.id for r in ended] == [dead]
     async with sessions() as db:
         run = await db.get(Run, dead)

@@ -28,6 +28,7 @@ async def main() -> None:
     metrics.watch(supervisor)
     stop = stop_signal()
     async with worker_probes(settings.metrics_host, settings.metrics_port, bus, registry), bus:
+        await metrics.follow(bus)
         handler = BusLogHandler(bus, service="acquisition", panel="acquisition")
         logging.getLogger("acquisition").addHandler(handler)
         async with (

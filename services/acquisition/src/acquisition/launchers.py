@@ -13,7 +13,8 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
+from typing import Protocol
 from uuid import UUID
 
 from acquisition.driver import Microscope
@@ -25,9 +26,14 @@ from proto.states import ExitReason
 
 log = logging.getLogger(__name__)
 
-Ended = Callable[[m.StartRun, ExitReason, str], Awaitable[None]]
-"""Called with how a run ended when its task or process is gone (a process may have
-announced it already; a task that crashed has not)."""
+
+class Ended(Protocol):
+    """Called with how a run ended when its task or process is gone (a process may have
+    announced it already, then ``repeat``; a task that crashed has not)."""
+
+    def __call__(
+        self, start: m.StartRun, reason: ExitReason, detail: str, *, repeat: bool = False
+    ) -> Awaitable[None]: ...
 
 
 class TaskLauncher:
@@ -142,7 +148,7 @@ class ProcessLauncher:
         if child.ended is not None:
             # Say it again from here: the child's own announcement may not have got through
             # (a broker restart); ended is final, so a repeat changes nothing.
-            await self.on_end(child.start, *child.ended)
+            await self.on_end(child.start, *child.ended, repeat=True)
         else:
             pid = child.proc.pid
             await self.on_end(

@@ -6,11 +6,14 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from acquisition.supervisor import Supervisor
 from proto import messages as m
+from proto.bus.base import Bus, Subscription
 from proto.observe import BusMetrics, ProcessCollector
+from proto.topology import EVENTS, transient_queue
 
 
 class AcquisitionMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
+        self.supervisor: Supervisor | None = None
         registry.register(ProcessCollector("acquisition"))
         self.bus = BusMetrics("acquisition", registry)
         labels = ["volume"]
@@ -34,7 +37,18 @@ class AcquisitionMetrics:
         )
 
     def watch(self, supervisor: Supervisor) -> None:
+        """Disk from the supervisor's reports; every scope's series exist from the start."""
         supervisor.reported.append(self.on_report)
+        self.supervisor = supervisor
+        for scope in supervisor.scopes:
+            self.exposures.labels(scope)
+            self.lease_held.labels(scope).set(0)
+
+    async def follow(self, bus: Bus) -> Subscription:
+        """Count exposures and lease changes of this service's runs from their events: runs
+        live in child processes, which publish but keep no metrics of their own."""
+        spec = transient_queue("acquisition.metrics", EVENTS, ("exposure.acquired", "lease.*"))
+        return await bus.subscribe(spec, m.Message, self.on_event)
 
     def on_report(self, report: m.MicroscopeReported) -> None:
         for v in report.volumes:
@@ -43,10 +57,15 @@ class AcquisitionMetrics:
             self.used.labels(name).set(v.total_bytes - v.free_bytes)
             self.size.labels(name).set(v.total_bytes)
 
-    def on_event(self, message: m.Message) -> None:
+    async def on_event(self, message: m.Message) -> None:
+        scopes = self.supervisor.scopes if self.supervisor else {}
         if isinstance(message, m.ExposureAcquired):
-            return
-        if isinstance(message, m.LeaseGranted):
-            self.lease_held.labels(message.holder.microscope_id).set(1)
+            scope = self.supervisor.microscope_of(message.run_id) if self.supervisor else None
+            if scope is not None:
+                self.exposures.labels(scope).inc()
+        elif isinstance(message, m.LeaseGranted):
+            if message.holder.microscope_id in scopes:
+                self.lease_held.labels(message.holder.microscope_id).set(1)
         elif isinstance(message, m.LeaseReleased | m.LeaseLost):
-            self.lease_held.labels(message.holder.microscope_id).set(0)
+            if message.holder.microscope_id in scopes:
+                self.lease_held.labels(message.holder.microscope_id).set(0)

@@ -40,6 +40,11 @@ class Supervisor:
         self._starts: dict[UUID, m.StartRun] = {}
         self._free: dict[str, deque[tuple[float, int]]] = {k: deque(maxlen=120) for k in scopes}
 
+    def microscope_of(self, run_id: UUID | None) -> str | None:
+        """The microscope of a run this supervisor started (None for anyone else's)."""
+        start = self._starts.get(run_id) if run_id is not None else None
+        return start.microscope_id if start else None
+
     async def on_command(self, command: m.Message) -> None:
         assert self.launcher is not None, "set a launcher before consuming commands"
         if isinstance(command, m.StartRun):
@@ -102,9 +107,13 @@ class Supervisor:
             )
         )
 
-    async def announce_end(self, start: m.StartRun, reason: ExitReason, detail: str) -> None:
-        """End a run whose task or process vanished without saying how it ended."""
-        log.error(
+    async def announce_end(
+        self, start: m.StartRun, reason: ExitReason, detail: str, *, repeat: bool = False
+    ) -> None:
+        """End a run whose task or process vanished without saying how it ended, or (with
+        ``repeat``) say again how a finished run ended, in case its own word was lost."""
+        log.log(
+            logging.DEBUG if repeat else logging.ERROR,
             "run %s: %s",
             start.run_id,
             detail,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -141,16 +143,34 @@ def _amqp_leases() -> LeaseManager:
 async def _reconcile(
     app: FastAPI, settings: ApiSettings, bus: Bus, stopping: asyncio.Event
 ) -> None:
-    """Every few seconds until ``stopping``: end ``lost`` the runs that died silently."""
+    """Every few seconds until ``stopping``: end ``lost`` the runs that died silently.
+
+    Each round also sends session-api's own heartbeat through its event queue: once that
+    heartbeat is projected, every event published before it is too, which tells the
+    reconciler how far the projection has caught up (see :func:`reconcile_once`)."""
     suspects: dict[uuid.UUID, datetime] = {}
+    projector: Projector = app.state.projector
+    host, started = socket.gethostname(), utcnow()
+    instance = f"{host}:{os.getpid()}/session-api"
     while not stopping.is_set():
         try:
+            await bus.publish(
+                m.WorkerHeartbeat(
+                    service="session-api",
+                    instance=instance,
+                    host=host,
+                    pid=os.getpid(),
+                    started_at=started,
+                    interval_s=settings.reconcile_interval_s,
+                )
+            )
             ended = await reconcile_once(
                 app.state.sessionmaker,
                 app.state.leases,
                 heartbeat_timeout_s=settings.heartbeat_timeout_s,
                 start_timeout_s=settings.start_timeout_s,
                 suspects=suspects,
+                caught_up=projector.beats.get(instance),
             )
             for run in ended:
                 await bus.publish(

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -47,6 +47,8 @@ class Projector:
         self._sessions = sessions
         self._lock = asyncio.Lock()
         self.listeners: list[Listener] = []
+        self.beats: dict[str, datetime] = {}
+        """When each worker instance sent its newest projected heartbeat."""
         self._handlers: dict[type[m.Message], Callable[[AsyncSession, Any], Awaitable[None]]] = {
             m.MicroscopeReported: self._microscope,
             m.LeaseGranted: self._lease_granted,
@@ -80,6 +82,8 @@ class Projector:
                     db.add(Processed(message_id=message.message_id))
                 await handler(db, message)
                 await db.commit()
+            if isinstance(message, m.WorkerHeartbeat):
+                self.beats[message.instance] = message.sent_at
         for listener in self.listeners:
             await listener(message)
 

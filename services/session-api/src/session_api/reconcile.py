@@ -39,12 +39,17 @@ async def reconcile_once(
     heartbeat_timeout_s: float,
     start_timeout_s: float,
     suspects: dict[uuid.UUID, datetime] | None = None,
+    caught_up: datetime | None = None,
 ) -> list[Run]:
     """End ``lost`` every live run that is silent and holds no lease; returns them.
 
     With ``suspects`` (kept by the caller between rounds) a run must look dead for another
     ``heartbeat_timeout_s`` before it is ended: a run that just released its lease on its
-    way to ``ended`` is not declared lost while its last event is still on the way.
+    way to ``ended`` is not declared lost while its last event is still on the way. And then
+    only once the projection has ``caught_up`` past the moment it first looked dead (every
+    event published before that time is in the database): under load the events can lag
+    behind, and a run that ended well must not be called lost because its end is queued.
+    ``None`` means unknown: nobody is ended.
     """
     now = utcnow()
     ended: list[Run] = []
@@ -67,6 +72,9 @@ async def reconcile_once(
                 seen.add(run.id)
                 first = suspects.setdefault(run.id, now)
                 if now - first < timedelta(seconds=heartbeat_timeout_s):
+                    continue
+                if caught_up is None or caught_up < first:
+                    log.info("run %s looks dead, but the events lag behind; waiting", run.id)
                     continue
             seen.discard(run.id)
             if await apply_state(db, run, RunState.ENDED, ExitReason.LOST, f"reconciled: {why}"):

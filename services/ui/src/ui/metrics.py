@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 from proto.bus.base import Outcome
+from proto.topology import COMMANDS, EVENTS, LOGS
 
 SSE_STREAMS = Gauge("gridpilot_ui_sse_streams", "Open server-sent-event streams")
 SSE_EVENTS = Counter(
@@ -16,6 +17,8 @@ SSE_OVERFLOWS = Counter(
 BUS_PUBLISHED = Counter(
     "gridpilot_ui_bus_published_total", "Messages published on the bus", ["exchange"]
 )
+for _exchange in (COMMANDS, EVENTS, LOGS):  # the ui publishes nothing today: a true zero
+    BUS_PUBLISHED.labels(exchange=_exchange)
 BUS_HANDLED = Counter(
     "gridpilot_ui_bus_handled_total", "Bus deliveries handled, by outcome", ["queue", "outcome"]
 )
