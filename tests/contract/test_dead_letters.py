@@ -64,6 +64,8 @@ async def test_discard_drops_one_letter_and_keeps_the_others(
 
     assert await bus.discard_dead_letter(ACQUISITION_COMMANDS, str(first.message_id))
     assert not await bus.discard_dead_letter(ACQUISITION_COMMANDS, "no-such-letter")
+    (oldest,) = await bus.dead_letters(ACQUISITION_COMMANDS, limit=1)
+    assert oldest.key == str(second.message_id)
     left = await bus.dead_letters(ACQUISITION_COMMANDS)
     assert [x.body for x in left] == [second.model_dump_json().encode(), b"{not json"]
     malformed = left[1]

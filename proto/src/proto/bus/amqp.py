@@ -297,16 +297,20 @@ class AmqpBus:
 
     # --- inspection ---------------------------------------------------------------------
 
-    async def dead_letters(self, queue: QueueSpec) -> list[DeadLetter]:
-        """Read ``dlq.<queue>`` without consuming it (get, then requeue, on a side channel)."""
+    async def dead_letters(self, queue: QueueSpec, limit: int | None = None) -> list[DeadLetter]:
+        """Read ``dlq.<queue>`` without consuming it (get, then requeue, on a side channel).
+
+        The whole queue is read even with a ``limit``: a quorum queue puts back a partial read
+        behind the rest, so only a full read keeps the order (dead-letter queues are short)."""
         assert self._connection is not None
         letters: list[DeadLetter] = []
         async with self._connection.channel() as channel:
             dlq = await channel.get_queue(self.name(queue.dlq), ensure=False)
-            held = []
+            held: list[AbstractIncomingMessage] = []
             while (incoming := await dlq.get(no_ack=False, fail=False)) is not None:
                 held.append(incoming)
-                letters.append(_letter(queue.name, incoming))
+                if limit is None or len(letters) < limit:
+                    letters.append(_letter(queue.name, incoming))
             for incoming in held:
                 await incoming.nack(requeue=True)
         return letters
@@ -359,13 +363,14 @@ class AmqpBus:
             held = []
             found = False
             try:
+                # read to the end: what is put back then keeps its order (see dead_letters)
                 while (incoming := await dlq.get(no_ack=False, fail=False)) is not None:
-                    if _letter(queue.name, incoming).key == key:
+                    if not found and _letter(queue.name, incoming).key == key:
                         await action(incoming)
                         await incoming.ack()
                         found = True
-                        break
-                    held.append(incoming)
+                    else:
+                        held.append(incoming)
             finally:
                 for other in held:
                     await other.nack(requeue=True)

@@ -122,8 +122,9 @@ class Bus(Protocol):
         """Consume ``queue`` now (the bus must be entered), until the subscription closes."""
         ...
 
-    async def dead_letters(self, queue: QueueSpec) -> list[DeadLetter]:
-        """The messages waiting in ``dlq.<queue>``, oldest first, left in place."""
+    async def dead_letters(self, queue: QueueSpec, limit: int | None = None) -> list[DeadLetter]:
+        """The messages waiting in ``dlq.<queue>``, oldest first (the first ``limit``), left
+        in place."""
         ...
 
     async def replay_dead_letter(self, queue: QueueSpec, key: str) -> bool:

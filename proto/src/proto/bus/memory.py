@@ -254,14 +254,14 @@ class MemoryBus:
                 if self._idle.is_set():
                     return
 
-    async def dead_letters(self, queue: QueueSpec) -> list[DeadLetter]:
+    async def dead_letters(self, queue: QueueSpec, limit: int | None = None) -> list[DeadLetter]:
         dlq = self._queues.get(queue.dlq)
         if dlq is None:
             return []
         held = _take_all(dlq)
         for envelope in held:
             dlq.items.put_nowait(envelope)
-        return [_letter(queue.name, e) for e in held]
+        return [_letter(queue.name, e) for e in held[:limit]]
 
     async def replay_dead_letter(self, queue: QueueSpec, key: str) -> bool:
         found = self._remove_letter(queue, key)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Request, status
+from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 from sqlalchemy import select
 
 from proto.api import (
@@ -33,6 +33,8 @@ router = APIRouter(prefix="/api/ops", tags=["operations"])
 
 SPECS = {spec.name: spec for spec in WORK_QUEUES if spec.durable}
 PREVIEW_BYTES = 400
+LETTERS_SHOWN = 100
+"""Per queue on the overview; the queue's count says how many there are in all."""
 BROKER_TIMEOUT_S = 5.0
 STALE_AFTER_INTERVALS = 3
 
@@ -47,7 +49,7 @@ async def overview(user: Staff, db: DbDep, bus: BusDep) -> OpsView:
     try:
         async with asyncio.timeout(BROKER_TIMEOUT_S):
             stats = await bus.queue_stats()
-            letters = await _letters(bus, list(SPECS.values()))
+            letters = await _letters(bus, list(SPECS.values()), LETTERS_SHOWN)
     except (BusUnavailable, TimeoutError) as exc:
         return OpsView(
             checked_at=utcnow(),
@@ -72,12 +74,15 @@ async def overview(user: Staff, db: DbDep, bus: BusDep) -> OpsView:
 
 @router.get("/dead-letters")
 async def dead_letters(
-    user: Staff, bus: BusDep, queue: WorkQueue | None = None
+    user: Staff,
+    bus: BusDep,
+    queue: WorkQueue | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> list[DeadLetterView]:
-    """The dead letters of one queue, or of all of them."""
+    """The dead letters of one queue, or of all of them (the oldest ``limit`` per queue)."""
     specs = [SPECS[queue]] if queue else list(SPECS.values())
     try:
-        return await _letters(bus, specs)
+        return await _letters(bus, specs, limit)
     except BusUnavailable as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
 
@@ -139,10 +144,10 @@ async def _act(
     return DeadLetterAction(queue=queue, action=action, count=1, key=key)
 
 
-async def _letters(bus: Bus, specs: list[QueueSpec]) -> list[DeadLetterView]:
+async def _letters(bus: Bus, specs: list[QueueSpec], limit: int) -> list[DeadLetterView]:
     out: list[DeadLetterView] = []
     for spec in specs:
-        out.extend(_letter_view(x) for x in await bus.dead_letters(spec))
+        out.extend(_letter_view(x) for x in await bus.dead_letters(spec, limit))
     return out
 
 
