@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import typing
+from datetime import datetime
 from pathlib import Path
 from uuid import uuid4
 
@@ -43,6 +44,8 @@ def _value(kind: object) -> object:
         return sample(kind).model_dump(mode="json")
     if isinstance(kind, type) and issubclass(kind, str) and hasattr(kind, "__members__"):
         return next(iter(kind.__members__.values())).value  # type: ignore[attr-defined]
+    if kind is datetime:
+        return "2026-11-26T12:00:00Z"
     return {str: "x", int: 1, float: 1.5, bool: True}.get(kind, str(uuid4()))  # type: ignore[call-overload]
 
 

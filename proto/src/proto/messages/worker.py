@@ -15,7 +15,7 @@ class WorkerHeartbeat(Message):
     """A worker process (acquisition, processing, …) is alive; sent every ``interval_s``."""
 
     exchange: ClassVar[str] = EVENTS
-    routing_key: ClassVar[str] = "worker.heartbeat"
+    routing_key: ClassVar[str] = "worker.heartbeat_sent"
 
     service: str = Field(min_length=1, max_length=32)
     instance: str = Field(min_length=1, max_length=128)
