@@ -3,7 +3,6 @@ guard, plus the role matrix of every route."""
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
@@ -26,14 +25,14 @@ async def test_force_kill_ends_killed_frees_the_lease_and_start_works_at_once(
     run_id = await system.start(sid)
     await system.wait_for(m.ExposureAcquired, lambda e: e.run_id == run_id)
     assert (await system.clients["operator"].post(f"/api/sessions/{sid}/kill")).status_code == 403
-    asked = time.monotonic()
     r = await system.clients["staff"].post(f"/api/sessions/{sid}/kill")
     assert r.status_code == 202, r.text
     ended = await system.ended(run_id)
     assert ended.exit_reason == "killed"
     holder = await system.leases.holder("krios-1")
     assert holder is None or holder.run_id != run_id
-    assert time.monotonic() - asked < 5
+    # killed, not reconciled: the reconciler would have said "lost" (and taken ≥ 10 s);
+    # how fast a kill lands is the benchmarks' business, not a test's
     again = await system.start(sid)  # a plain Start, no other button
     granted = await system.wait_for(m.LeaseGranted, lambda e: e.holder.run_id == again)
     assert granted.holder.session_id == uuid.UUID(sid)
