@@ -26,10 +26,6 @@
     if (on) { var box = panel.querySelector(".log-scroll"); box.scrollTop = box.scrollHeight; }
   }
 
-  function trim(list, max) {
-    while (list.children.length > max) { list.removeChild(list.firstElementChild); }
-  }
-
   function appendLines(list, html) {
     var tpl = document.createElement("template");
     tpl.innerHTML = html;
@@ -38,33 +34,13 @@
       if (li.id && document.getElementById(li.id)) { return; }   // replayed twice: keep one
       list.appendChild(li); added++;
     });
-    trim(list, 2 * MAX_LINES);   // a hidden tab runs no frames: bound it here too
-    if (added) { settle(list); }
+    while (list.children.length > MAX_LINES) { list.removeChild(list.firstElementChild); }
+    var panel = panelOf(list);
+    if (panel && panel.dataset.follow !== "0") {
+      var box = panel.querySelector(".log-scroll"); box.scrollTop = box.scrollHeight;
+    }
+    list.dataset.count = String(list.children.length);
     return added;
-  }
-
-  // Following (scroll to the newest line) and trimming wait for the next frame: reading
-  // scrollHeight after every line forced a layout per line (with many pages open, most of a
-  // line's cost); a frame lays out once however many lines came. Nothing moves the scroll
-  // position before then: lines are only appended below what is shown.
-  var unsettled = [];
-  function settle(list) {
-    if (unsettled.indexOf(list) >= 0) { return; }
-    if (!unsettled.length) { requestAnimationFrame(settleAll); }
-    unsettled.push(list);
-  }
-  function settleAll() {
-    var lists = unsettled;
-    unsettled = [];
-    lists.forEach(function (list) {
-      var panel = panelOf(list);
-      if (panel && panel.dataset.follow !== "0") {
-        // trimmed only while following: a reader scrolled up keeps their place (to 2 × MAX)
-        trim(list, MAX_LINES);
-        var box = panel.querySelector(".log-scroll"); box.scrollTop = box.scrollHeight;
-      }
-      list.dataset.count = String(list.children.length);
-    });
   }
 
   document.addEventListener("htmx:sseBeforeMessage", function (evt) {
