@@ -68,7 +68,7 @@ def test_truncated_file_raises_corrupt_image(tmp_path: Path) -> None:
     with pytest.raises(CorruptImage) as info:
         io.read_movie(path)
     assert info.value.path == str(path)
-    assert info.value.reason
+    assert "bytes in data block" in info.value.reason  # says what is missing
 
 
 def test_header_only_and_garbage_files_raise_corrupt_image(tmp_path: Path) -> None:
@@ -100,3 +100,53 @@ def test_bad_mode_and_non_finite_data_raise_corrupt_image(tmp_path: Path) -> Non
 def test_missing_file_raises_corrupt_image(tmp_path: Path) -> None:
     with pytest.raises(CorruptImage, match="not found"):
         io.read_movie(tmp_path / "absent.mrc")
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, np.uint16, np.float32])
+def test_open_movie_maps_frames_in_their_own_dtype(tmp_path: Path, dtype: type) -> None:
+    data = (np.arange(3 * 4 * 5) % 50).astype(dtype).reshape(3, 4, 5)
+    _write(tmp_path / "m.mrc", data, voxel=0.9)
+    with mrcfile.open(tmp_path / "m.mrc") as mrc:
+        stored = mrc.data.dtype  # mrcfile keeps uint8 as uint16 (mode 6)
+    with io.open_movie(tmp_path / "m.mrc") as movie:
+        assert movie.frames.dtype == stored
+        assert movie.frames.shape == (3, 4, 5)
+        assert np.array_equal(movie.frames, data)
+        assert not movie.frames.flags.writeable
+        assert movie.info.pixel_size_a == pytest.approx(0.9)
+
+
+def test_open_movie_treats_an_image_as_one_frame(tmp_path: Path) -> None:
+    _write(tmp_path / "i.mrc", np.ones((6, 7), dtype=np.float32))
+    with io.open_movie(tmp_path / "i.mrc") as movie:
+        assert movie.frames.shape == (1, 6, 7)
+
+
+def test_open_movie_raises_corrupt_image_before_the_block(tmp_path: Path) -> None:
+    path = _write(tmp_path / "t.mrc", np.ones((4, 64, 64), dtype=np.float32))
+    with path.open("r+b") as fh:
+        fh.truncate(path.stat().st_size - 5000)
+    with pytest.raises(CorruptImage, match="bytes in data block"), io.open_movie(path):
+        pytest.fail("the block must not run for a truncated file")
+    with pytest.raises(CorruptImage, match="not found"), io.open_movie(tmp_path / "absent.mrc"):
+        pytest.fail("the block must not run for a missing file")
+
+
+def test_open_movie_lets_errors_of_the_block_through(tmp_path: Path) -> None:
+    path = _write(tmp_path / "ok.mrc", np.ones((2, 8, 8), dtype=np.float32))
+    with pytest.raises(ValueError, match="numerics"), io.open_movie(path):
+        raise ValueError("numerics")
+
+
+def test_read_mrc_converts_every_chunk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(io, "_CHUNK", 7)  # several chunks, the last one short
+    data = np.arange(5 * 6, dtype=np.int16).reshape(5, 6)
+    _write(tmp_path / "c.mrc", data)
+    image, _ = io.read_image(tmp_path / "c.mrc")
+    assert image.dtype == np.float32 and np.array_equal(image, data)
+    nan = np.ones((5, 6), dtype=np.float32)
+    nan[4, 5] = np.inf  # in the last chunk
+    with pytest.warns(RuntimeWarning):
+        _write(tmp_path / "inf.mrc", nan)
+    with pytest.raises(CorruptImage, match="NaN or infinite"):
+        io.read_image(tmp_path / "inf.mrc")

@@ -7,10 +7,13 @@ unreadable file) becomes ``proto.errors.CorruptImage(path, reason)``. EPU/FEI ex
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import mrcfile
 import numpy as np
@@ -19,6 +22,8 @@ import numpy.typing as npt
 from proto.errors import CorruptImage
 
 F32 = npt.NDArray[np.float32]
+_CHUNK = 1 << 24
+"""Values converted and checked per step when reading into memory (64 MB of float32)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,8 +75,58 @@ def _fei_fields(mrc: mrcfile.mrcfile.MrcFile) -> dict[str, float | None]:
     return out
 
 
+def _open(name: str) -> Any:
+    """Open an MRC file as a read-only memory map, header problems raised as errors.
+
+    mrcfile reports some header problems as warnings; they are errors here. The filter only
+    covers the header parse: the data are read later, outside it.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            return mrcfile.mmap(name, mode="r", permissive=False)
+        except ValueError:
+            # A short file fails the map with "mmap length is greater than file size";
+            # mrcfile's reader says what is missing ("Expected N bytes in data block but
+            # limit is M"), and checks the size before it reads any data.
+            mrcfile.open(name, mode="r", permissive=False).close()
+            raise
+
+
+def _header(name: str, mrc: Any, data: npt.NDArray[Any]) -> MrcInfo:
+    if data.ndim not in (2, 3) or data.size == 0:
+        raise CorruptImage(name, f"expected a 2-D image or 3-D stack, got shape {data.shape}")
+    if data.dtype.kind not in "iuf":
+        raise CorruptImage(name, f"unsupported data type {data.dtype}")
+    voxel = _positive(mrc.voxel_size.x)
+    fei = _fei_fields(mrc)
+    return MrcInfo(
+        shape=tuple(int(v) for v in data.shape),
+        pixel_size_a=fei.get("pixel_size_a") or voxel,
+        voltage_kv=fei.get("voltage_kv"),
+        dose_e_per_a2=fei.get("dose_e_per_a2"),
+        applied_defocus_a=fei.get("applied_defocus_a"),
+    )
+
+
+@contextlib.contextmanager
+def _reading(name: str) -> Iterator[None]:
+    """Turn every failure to read ``name`` into ``CorruptImage``."""
+    try:
+        yield
+    except CorruptImage:
+        raise
+    except FileNotFoundError as exc:
+        raise CorruptImage(name, "file not found") from exc
+    except (ValueError, OSError, RuntimeWarning, EOFError) as exc:
+        raise CorruptImage(name, str(exc) or type(exc).__name__) from exc
+
+
 def read_mrc(path: str | os.PathLike[str]) -> tuple[F32, MrcInfo]:
     """Read a 2-D image or a 3-D movie as float32 with its header information.
+
+    The file is memory-mapped and converted to float32 in one pass (one copy of the data,
+    checked for NaN and infinity as it goes).
 
     Args:
         path: the MRC file.
@@ -82,31 +137,62 @@ def read_mrc(path: str | os.PathLike[str]) -> tuple[F32, MrcInfo]:
             unsupported mode, or contains non-finite values.
     """
     name = os.fspath(path)
-    try:
-        with warnings.catch_warnings():
-            # mrcfile reports some header problems as warnings; treat them as corruption.
-            warnings.simplefilter("error")
-            with mrcfile.open(name, mode="r", permissive=False) as mrc:
-                data = np.asarray(mrc.data, dtype=np.float32).copy()
-                voxel = _positive(mrc.voxel_size.x)
-                fei = _fei_fields(mrc)
-    except FileNotFoundError as exc:
-        raise CorruptImage(name, "file not found") from exc
-    except (ValueError, OSError, RuntimeWarning, EOFError) as exc:
-        raise CorruptImage(name, str(exc) or type(exc).__name__) from exc
-    if data.ndim not in (2, 3) or data.size == 0:
-        raise CorruptImage(name, f"expected a 2-D image or 3-D stack, got shape {data.shape}")
-    if not np.isfinite(data).all():
-        raise CorruptImage(name, "data contain NaN or infinite values")
-    pixel = fei.get("pixel_size_a") or voxel
-    info = MrcInfo(
-        shape=tuple(int(v) for v in data.shape),
-        pixel_size_a=pixel,
-        voltage_kv=fei.get("voltage_kv"),
-        dose_e_per_a2=fei.get("dose_e_per_a2"),
-        applied_defocus_a=fei.get("applied_defocus_a"),
-    )
+    with _reading(name):
+        mrc = _open(name)
+        try:
+            raw = mrc.data
+            info = _header(name, mrc, raw)
+            data = np.empty(raw.shape, dtype=np.float32)
+            flat, out = raw.reshape(-1), data.reshape(-1)
+            for start in range(0, flat.size, _CHUNK):
+                part = out[start : start + _CHUNK]
+                part[...] = flat[start : start + _CHUNK]
+                if raw.dtype.kind == "f" and not np.isfinite(part).all():
+                    raise CorruptImage(name, "data contain NaN or infinite values")
+        finally:
+            mrc.close()
     return data, info
+
+
+@dataclasses.dataclass(frozen=True)
+class Movie:
+    """A memory-mapped movie (see ``open_movie``).
+
+    Attributes:
+        frames: read-only ``(frames, rows, cols)`` view of the file in its own data type
+            (int8, int16, uint8, uint16, float16 or float32); a 2-D file is one frame.
+        info: the header information.
+    """
+
+    frames: npt.NDArray[Any]
+    info: MrcInfo
+
+
+@contextlib.contextmanager
+def open_movie(path: str | os.PathLike[str]) -> Iterator[Movie]:
+    """Memory-map a movie for one pass of processing, without reading or converting it.
+
+    Nothing is copied up front: the consumer converts frames as it goes (a 40 × 4096² float32
+    movie is 2.7 GB; reading it into memory first would cost a copy and the RAM). The values
+    are **not** checked for NaN or infinity here, since that would be one more pass over the
+    data; ``processing.imaging.motion.align_movie`` checks every frame as it transforms it.
+    The frames are valid only inside the ``with`` block. The file must not be truncated while
+    it is mapped (files arrive complete: they are written beside their name and renamed).
+
+    Raises:
+        CorruptImage: if the file is missing, unreadable, truncated, has a bad header or an
+            unsupported mode. Errors raised inside the block pass through unchanged.
+    """
+    name = os.fspath(path)
+    with _reading(name):
+        mrc = _open(name)
+    try:
+        with _reading(name):
+            data = mrc.data
+            movie = Movie(data if data.ndim == 3 else data[None], _header(name, mrc, data))
+        yield movie
+    finally:
+        mrc.close()
 
 
 def write_mrc(

@@ -6,12 +6,14 @@ import io
 
 import numpy as np
 import numpy.typing as npt
+import scipy.fft as sfft
 from PIL import Image
 
 from processing.imaging.lattice import bin_image
 from processing.imaging.spectrum import centred_full, power_spectrum
 
 F32 = npt.NDArray[np.float32]
+C64 = npt.NDArray[np.complex64]
 
 
 def _to_png(gray: npt.NDArray[np.uint8]) -> bytes:
@@ -45,6 +47,37 @@ def thumbnail_png(image: npt.NDArray[np.floating], *, max_side: int = 512) -> by
     return _to_png(_stretch(small, 0.5, 99.5))
 
 
+def thumbnail_from_spectrum_png(
+    spectrum: C64, shape: tuple[int, int], *, max_side: int = 512
+) -> bytes:
+    """``thumbnail_png`` of the image whose ``rfft2`` is ``spectrum``, without making the
+    full-size image: the central crop of the transform is the image binned with an ideal
+    low-pass (one small inverse FFT).
+
+    Args:
+        spectrum: ``rfft2`` half plane of an image of ``shape``.
+        shape: ``(rows, cols)`` of the image.
+        max_side: longer side of the thumbnail at most.
+    Raises:
+        ValueError: if ``spectrum`` does not match ``shape`` or ``max_side < 2``.
+    """
+    ny, nx = shape
+    if spectrum.shape != (ny, nx // 2 + 1):
+        raise ValueError(f"spectrum {spectrum.shape} is not the rfft2 of an image {shape}")
+    if max_side < 2:
+        raise ValueError("max_side must be >= 2")
+    factor = max(1, -(-max(shape) // max_side))
+    ty, tx = max(2, 2 * (ny // (2 * factor))), max(2, 2 * (nx // (2 * factor)))
+    if factor == 1:
+        ty, tx = ny, nx
+    crop = np.empty((ty, tx // 2 + 1), dtype=np.complex64)
+    hy = ty // 2
+    crop[:hy] = spectrum[:hy, : tx // 2 + 1]
+    crop[hy:] = spectrum[ny - (ty - hy) :, : tx // 2 + 1]
+    small = np.asarray(sfft.irfft2(crop, s=(ty, tx)), dtype=np.float32)
+    return _to_png(_stretch(small, 0.5, 99.5))
+
+
 def spectrum_png(image: npt.NDArray[np.floating], *, box: int = 512, fft_workers: int = 1) -> bytes:
     """Alias of ``power_spectrum_png``."""
     return power_spectrum_png(image, box=box, fft_workers=fft_workers)
@@ -66,6 +99,19 @@ def power_spectrum_png(
     if size < 16:
         raise ValueError(f"image {image.shape} is too small for a spectrum")
     power, _ = power_spectrum(image, box=size, fft_workers=fft_workers)
+    return power_png(power)
+
+
+def power_png(power: F32) -> bytes:
+    """8-bit PNG of a power spectrum in ``rfft2`` layout ``(box, box // 2 + 1)``: centred,
+    full plane, log-scaled, the zero-frequency spike hidden.
+
+    Raises:
+        ValueError: if ``power`` is not such a half plane with ``box >= 4``.
+    """
+    size = int(power.shape[0]) if power.ndim == 2 else 0
+    if size < 4 or size % 2 or power.shape[1] != size // 2 + 1:
+        raise ValueError(f"power must be (box, box // 2 + 1), got {power.shape}")
     full = np.log(centred_full(power) + np.float32(1e-12))
     c = size // 2
     full[c - 1 : c + 2, c - 1 : c + 2] = np.median(full)  # hide the DC spike

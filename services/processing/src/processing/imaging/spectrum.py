@@ -1,12 +1,20 @@
-"""Averaged power spectra of micrographs (tiles, half-plane ``rfft2`` layout)."""
+"""Averaged power spectra of micrographs (half-plane ``rfft2`` layout).
+
+Two estimators: the mean periodogram of tiles (``power_spectrum``), and the periodogram of
+the whole image averaged over frequency bins of a coarser grid (``binned_power``), which
+needs the image's transform only — the motion correction already has it for the aligned sum.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
 import scipy.fft as sfft
+from scipy import sparse
 
 F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+C64 = npt.NDArray[np.complex64]
 
 
 def tile_starts(length: int, box: int, stride: int) -> list[int]:
@@ -55,6 +63,74 @@ def power_spectrum(
         total += (spec.real**2 + spec.imag**2).sum(axis=0)
         n += len(xs)
     return (total / (n * box * box)).astype(np.float32), n
+
+
+def _bin_matrix(fine: F64, box: int, half: bool) -> sparse.csr_array:
+    """Averaging matrix ``(coarse, fine)`` from frequencies ``fine`` (cycles/px) of one axis
+    to the ``box``-pixel grid (fftfreq order, or 0 .. box/2 if ``half``).
+
+    Each fine frequency is shared between its two nearest coarse ones with linear weights,
+    so a coarse bin averages a triangle of fine ones reaching its neighbours: centred for any
+    size ratio, and as wide as the main lobe a tile's edges give a tile periodogram (about
+    as many independent values per bin, the same frequency resolution). Rows are
+    normalised to averages.
+    """
+    u = fine * box  # position in coarse bins
+    lo = np.floor(u)
+    frac = u - lo
+    n_coarse = box // 2 + 1 if half else box
+    rows = np.concatenate([lo, lo + 1]).astype(np.intp)
+    rows = np.clip(rows, 0, box // 2) if half else rows % box
+    weights = np.concatenate([1.0 - frac, frac])
+    cols = np.arange(fine.size)
+    keep = weights > 0
+    m = sparse.csr_array(
+        (weights[keep], (rows[keep], np.concatenate([cols, cols])[keep])),
+        shape=(n_coarse, fine.size),
+    )
+    total = np.asarray(m.sum(axis=1)).ravel()
+    scale = sparse.diags_array(1.0 / np.maximum(total, 1e-12))
+    return sparse.csr_array((scale @ m).astype(np.float32))
+
+
+def binned_power(spectrum: C64, shape: tuple[int, int], box: int) -> F32:
+    """Periodogram of a whole image averaged onto the frequency grid of a ``box`` tile.
+
+    What a tile-averaged periodogram (``power_spectrum``) estimates, with less work: one
+    transform of the image (here: given) and a sparse weighted average.
+
+    Args:
+        spectrum: ``rfft2`` of the image, ``(rows, cols // 2 + 1)``.
+        shape: ``(rows, cols)`` of the image.
+        box: output tile size (even, at most the smaller image side).
+    Returns:
+        Power of shape ``(box, box // 2 + 1)`` in ``rfft2`` layout, normalised as
+        ``power_spectrum`` (white noise of variance v gives v). The zero-frequency bin is
+        dominated by the image mean (tiles subtract theirs): it means nothing.
+    Raises:
+        ValueError: if the spectrum does not match ``shape`` or ``box`` does not fit.
+    """
+    ny, nx = shape
+    if spectrum.shape != (ny, nx // 2 + 1):
+        raise ValueError(f"spectrum {spectrum.shape} is not the rfft2 of an image {shape}")
+    if box < 2 or box % 2 or box > min(ny, nx):
+        raise ValueError(f"box {box} must be even and fit in the image {shape}")
+    rows = sparse.csc_array(_bin_matrix(sfft.fftfreq(ny), box, half=False))
+    cols = _bin_matrix(sfft.rfftfreq(nx), box, half=True)
+    binned = np.zeros((box, spectrum.shape[1]), dtype=np.float32)
+    step = max(1, (1 << 18) // spectrum.shape[1])  # row blocks of 1 MB: no big temporaries
+    power = np.empty((step, spectrum.shape[1]), dtype=np.float32)
+    square = np.empty_like(power)
+    for r0 in range(0, ny, step):
+        r1 = min(ny, r0 + step)
+        block = spectrum[r0:r1]
+        p, sq = power[: r1 - r0], square[: r1 - r0]
+        np.multiply(block.real, block.real, out=p)
+        np.multiply(block.imag, block.imag, out=sq)
+        p += sq
+        binned += rows[:, r0:r1] @ p
+    binned *= np.float32(1.0 / (ny * nx))
+    return np.ascontiguousarray((cols @ binned.T).T, dtype=np.float32)
 
 
 def radius_grid(box: int) -> F32:
