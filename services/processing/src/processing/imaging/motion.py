@@ -151,38 +151,54 @@ def _transform(
     rows)``: the ``rfft2`` half plane with its axes swapped), and their central crops to
     ``size`` in the usual layout.
 
-    Two passes: real FFTs of the rows, written transposed, then complex FFTs along the now
-    contiguous other axis, in place. pocketfft is faster so than with its own second pass
-    over strided columns (measured interleaved on 4096² frames: 81–92 against 103–123 ms
-    median per frame, ``rfft2`` included). Frames of another dtype are converted a batch at
-    a time. Raises ``NonFiniteFrame`` for a frame whose zero
-    frequency (its sum) is not finite, which any NaN or infinity in it makes so.
+    Per frame, two passes: real FFTs of the rows, written transposed, then complex FFTs along
+    the now contiguous other axis, in place. pocketfft is faster so than with its own second
+    pass over strided columns (measured interleaved on 4096² frames: 81–92 against 103–123 ms
+    median per frame, ``rfft2`` included). With ``workers`` > 1 the frames are shared out
+    between that many threads, each transforming whole frames on its own (FFTs, transposed
+    copies and conversions alike; pocketfft's own threads only sped up the FFTs). Frames of
+    another dtype are converted one at a time. Raises ``NonFiniteFrame`` for the first frame
+    whose zero frequency (its sum) is not finite, which any NaN or infinity in it makes so.
     """
     n, ny, nx = frames.shape
     spectra = _buffer(ws, "spectra", (n, nx // 2 + 1, ny), np.complex64)
     small = _buffer(ws, "small", (n, size[0], size[1] // 2 + 1), np.complex64)
-    step = 4 if workers > 1 else 1  # pocketfft threads scale across a batch, not within one
-    stage = None
-    if frames.dtype != np.float32 or not frames.flags.c_contiguous:
-        stage = _buffer(ws, "stage", (step, ny, nx), np.float32)
+    threads = max(1, min(workers, n))
+    convert = frames.dtype != np.float32 or not frames.flags.c_contiguous
+    stages = [
+        _buffer(ws, f"stage{t}", (1, ny, nx), np.float32) if convert else None
+        for t in range(threads)
+    ]
     hy, cx = size[0] // 2, size[1] // 2 + 1
-    for start in range(0, n, step):
-        stop = min(n, start + step)
-        batch = np.asarray(frames[start:stop])
+
+    def one(k: int, stage: F32 | None) -> bool:
+        frame = np.asarray(frames[k : k + 1])
         if stage is not None:
-            np.copyto(stage[: stop - start], batch, casting="unsafe")
-            batch = stage[: stop - start]
-        out = spectra[start:stop]
-        _rfft_rows_transposed(batch, out, workers)
-        done = sfft.fft(out, axis=-1, workers=workers, overwrite_x=True)
+            np.copyto(stage, frame, casting="unsafe")
+            frame = stage
+        out = spectra[k : k + 1]
+        _rfft_rows_transposed(frame, out, 1)
+        done = sfft.fft(out, axis=-1, workers=1, overwrite_x=True)
         if not np.shares_memory(done, out):  # in place is what scipy does, not what it promises
             out[...] = done
-        bad = np.flatnonzero(~np.isfinite(out[:, 0, 0]))
-        if bad.size:
-            raise NonFiniteFrame(f"frame {start + int(bad[0])} contains NaN or infinite values")
-        for k in range(start, stop):
-            small[k, :hy] = spectra[k, :cx, :hy].T
-            small[k, hy:] = spectra[k, :cx, ny - (size[0] - hy) :].T
+        small[k, :hy] = spectra[k, :cx, :hy].T
+        small[k, hy:] = spectra[k, :cx, ny - (size[0] - hy) :].T
+        return bool(np.isfinite(out[0, 0, 0]))
+
+    def share(t: int) -> list[int]:
+        """The frames of thread ``t`` that are not finite (it stops at the first)."""
+        for k in range(t, n, threads):
+            if not one(k, stages[t]):
+                return [k]
+        return []
+
+    if threads == 1:
+        bad = share(0)
+    else:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            bad = [k for found in pool.map(share, range(threads)) for k in found]
+    if bad:
+        raise NonFiniteFrame(f"frame {min(bad)} contains NaN or infinite values")
     return spectra, small
 
 
