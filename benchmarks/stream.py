@@ -631,6 +631,12 @@ async def main(a: argparse.Namespace) -> int:
                 await asyncio.gather(*(stop_worker(w) for w in streaming))
                 await mgmt.wait_consumers(0, [], timeout=30)
                 scalers = await ready(2, 1, len(workers))
+                # a fresh worker's first full-size movie also makes the buffers it keeps
+                # (first-touch page faults: several seconds); the stream's workers had them
+                warm_full = [await pub.one("warmup-full") for _ in scalers]
+                if not await inbox.wait_all(warm_full, bl_timeout):
+                    check_alive(scalers)
+                    raise RuntimeError("full-size warm-up movies were not processed in time")
                 bl_timeout *= 2  # one thread each: slower per movie than while streaming
             scaling: list[dict[str, Any]] = []
             scaling.append(
