@@ -47,8 +47,13 @@ BUDGET_S = 900
 
 log = logging.getLogger("bench.logs")
 
+REPORT_AFTER_MS = 300
+"""A page reports a record's arrival time (noted when it arrived) this much later: the report
+(page → browser → Playwright driver → this process) would otherwise load the machine while the
+other pages are still receiving the record."""
+
 OBSERVE = """
-() => {
+(reportAfterMs) => {
   // Record, for every <li> added to the acquisition log, when it entered the DOM (epoch ms).
   window.__seen = window.__seen || {};
   window.__wait = window.__wait || {};
@@ -57,7 +62,7 @@ OBSERVE = """
     if (!li.id || li.id in window.__seen) return;
     window.__seen[li.id] = at;
     const waiter = window.__wait[li.id];
-    if (waiter) { delete window.__wait[li.id]; waiter(at); }
+    if (waiter) { delete window.__wait[li.id]; setTimeout(() => waiter(at), reportAfterMs); }
   };
   new MutationObserver((records) => {
     const at = performance.timeOrigin + performance.now();
@@ -88,7 +93,7 @@ async def open_page(context: BrowserContext, url: str, timeout_ms: float = 30_00
     page.set_default_timeout(timeout_ms)
     await page.goto(url)
     await page.wait_for_function("document.documentElement.dataset.stream === 'open'")
-    await page.evaluate(OBSERVE)
+    await page.evaluate(OBSERVE, REPORT_AFTER_MS)
     return page
 
 
@@ -101,7 +106,7 @@ async def log_in(context: BrowserContext, stack: Stack, path: str) -> Page:
     await page.get_by_role("button", name="Log in").click()
     await page.wait_for_url(f"{stack.ui_url}{path}")
     await page.wait_for_function("document.documentElement.dataset.stream === 'open'")
-    await page.evaluate(OBSERVE)
+    await page.evaluate(OBSERVE, REPORT_AFTER_MS)
     return page
 
 
@@ -121,10 +126,10 @@ async def probe_same_context(context: BrowserContext, url: str, want: int = 7) -
     return {"asked": want, "opened_with_stream": len(pages), "error": error}
 
 
-async def clock_offset(page: Page) -> dict[str, float]:
+async def clock_offset(page: Page, tries: int = 10) -> dict[str, float]:
     """Browser wall clock minus this process's, bracketed by the round trip (ms)."""
     best: dict[str, float] = {"offset_ms": 0.0, "round_trip_ms": float("inf")}
-    for _ in range(10):
+    for _ in range(tries):
         before = time.time_ns() / 1e6
         theirs = float(await page.evaluate(NOW))
         after = time.time_ns() / 1e6
@@ -148,6 +153,11 @@ async def measure(stack: Stack, pages: list[Page], sid: str, n: int, tag: str) -
         )
         li = f"l-{record.message_id}"
         arrivals = [asyncio.create_task(p.evaluate(ARRIVED, li)) for p in pages]
+        # Arm every page before the clock starts. Each Playwright call costs this process a
+        # few ms (it inspects the caller's stack) and runs in the event loop that also serves
+        # the pages: sent after the record, 50 of them would delay its delivery by 100-200 ms.
+        # The round trip below is queued behind the waiters, in this loop and in each page.
+        await asyncio.gather(*(p.evaluate("() => 0") for p in pages))
         emitted = time.time_ns() / 1e6
         await stack.bus.publish(record)
         try:
@@ -221,6 +231,11 @@ async def run(
                             "opened": opened,
                             "open_s": round(time.perf_counter() - t, 1),
                         }
+                        # each page has its own time origin: check every page's clock
+                        offsets = [await clock_offset(p, tries=3) for p in pages]
+                        meta["pages"][str(count)]["clock_offsets_ms"] = [
+                            round(o["offset_ms"], 2) for o in offsets
+                        ]
                         log.info("%d page(s) open; warming up", opened)
                         await measure(stack, pages, sid, warmup, f"warm{count}")
                         t = time.perf_counter()
@@ -279,9 +294,11 @@ async def main() -> int:
         f"  pages of one browser context with a live stream: {same['opened_with_stream']} "
         f"of {same['asked']} asked ({same['error'] or 'no error'})"
     )
+    spread = [o for c in counts for o in meta["pages"][str(c)]["clock_offsets_ms"]]
     print(
         f"  browser clock − python clock: {clock['offset_ms']:+.2f} ms "
-        f"(± {clock['round_trip_ms'] / 2:.2f} ms); not subtracted"
+        f"(± {clock['round_trip_ms'] / 2:.2f} ms); every page: {min(spread):+.2f} … "
+        f"{max(spread):+.2f} ms; not subtracted"
     )
     path = common.write_json(
         "logs",

@@ -3,9 +3,13 @@ reconnects, roles. (The walk on the real embedded stack is in ``test_walk.py``.)
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from browser.helpers import SCREENSHOTS, WALL, FakeStack, login, new_page, stream_open
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, Page, Route, expect
+
+from proto.states import ExitReason, RunState
 
 pytestmark = pytest.mark.browser
 
@@ -101,6 +105,56 @@ async def test_lock_warning_links_the_holder(fake_stack: FakeStack, browser: Bro
     await expect(other.locator("#exit-reason")).to_have_text("locked")
     await other.get_by_role("link", name="Go to session apoferritin 2025-03").first.click()
     await other.wait_for_url(f"{fake_stack.url}/sessions/{fake_stack.session.id}")
+
+
+async def test_a_late_control_answer_never_shows_a_passed_state(
+    fake_stack: FakeStack, browser: Browser
+) -> None:
+    """The answer to Start is read while the run is running, but reaches the page only after
+    the stream pushed the run's end: the page keeps the newer state (parts carry data-v)."""
+    stack, fake = fake_stack, fake_stack.fake
+    page = await open_session(browser, stack, "operator")
+    await page.evaluate(
+        """() => document.addEventListener('htmx:oobBeforeSwap', (e) => {
+               if (e.detail.target.id === 'process') window.__answered = true; })"""
+    )
+    held: asyncio.Future[Route] = asyncio.get_running_loop().create_future()
+    await page.route("**/start", lambda route: held.set_result(route))
+    await page.get_by_role("button", name="Start", exact=True).click()
+    route = await asyncio.wait_for(held, 10)
+    answer = await route.fetch()  # read with the run running: Stop, state "running"
+    assert "Stop" in await answer.text()
+    await fake.set_state(stack.session, RunState.ENDED, ExitReason.KILLED)
+    await expect(page.locator("#exit-reason")).to_have_text("killed")  # pushed by the stream
+    await route.fulfill(response=answer)
+    await page.wait_for_function("window.__answered === true")
+    await expect(page.locator("#exit-reason")).to_have_text("killed")
+    await expect(page.get_by_role("button", name="Start", exact=True)).to_be_visible()
+    await expect(page.get_by_role("button", name="Stop", exact=True)).to_have_count(0)
+
+
+async def test_the_stream_never_puts_back_an_older_read(
+    fake_stack: FakeStack, browser: Browser
+) -> None:
+    """A page showing a newer read of a part (as after a control's answer) ignores the
+    stream's older one, and takes the stream's parts again once they are newer."""
+    stack, fake = fake_stack, fake_stack.fake
+    page = await open_session(browser, stack, "operator")
+    await page.get_by_role("button", name="Start", exact=True).click()
+    await expect(page.locator("#run-state")).to_have_text("running")
+    # as if #controls had been read an hour from now (same ui process)
+    await page.evaluate(
+        """() => { const c = document.querySelector('#controls');
+                   c.dataset.v = String(Number(c.dataset.v) + 3600e6); }"""
+    )
+    await fake.set_state(stack.session, RunState.ENDED, ExitReason.KILLED)
+    # the same push carries controls, then pop-ups and process: process came in ...
+    await expect(page.locator("#exit-reason")).to_have_text("killed")
+    # ... so the older controls had come and were ignored
+    await expect(page.get_by_role("button", name="Stop", exact=True)).to_be_visible()
+    await page.evaluate("() => { document.querySelector('#controls').dataset.v = '1'; }")
+    await fake.set_state(stack.session, RunState.ENDED, ExitReason.STOPPED)
+    await expect(page.get_by_role("button", name="Start", exact=True)).to_be_visible()
 
 
 async def test_reconnect_loses_no_line(fake_stack: FakeStack, browser: Browser) -> None:

@@ -197,3 +197,35 @@ def test_facility_filter_maps_runs_to_cards() -> None:
     stranger = QueueUpdated(run_id=uuid4(), session_id=SID, items=(), counts={})
     assert where(stranger) == {"*"}
     assert where(record("x")) is None
+
+
+async def test_a_line_stored_late_is_caught_up_once_a_live_line_is(
+    membus: MemoryBus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A line published just before the feed subscribed reaches the store after both the
+    # first fetch and the first catch-up: the feed fetches again once a live line has come.
+    monkeypatch.setattr(live, "CATCH_UP_AFTER_S", 0.01)
+    late = record("published before the feed subscribed, stored late")
+    store: list[LogLineView] = []
+    fetches: list[datetime | None] = []
+    second = asyncio.Event()
+
+    async def fetch(since: datetime | None) -> list[LogLineView]:
+        fetches.append(since)
+        if len(fetches) == 2:
+            second.set()
+        return list(store)
+
+    cursor = decode_cursor(encode_cursor(datetime.now(UTC) - timedelta(seconds=1)))
+    it = Feed(membus, SessionFilter(SID, "k"), fetch, cursor).items()
+    (resync,) = await take(it, 1)
+    assert isinstance(resync, Changed) and resync.resync
+    got = asyncio.create_task(take(it, 2))
+    async with asyncio.timeout(5):
+        await second.wait()  # the first catch-up found nothing new
+    now_live = record("live")
+    store.extend([stored(late, 1), stored(now_live, 2)])
+    await membus.publish(now_live)
+    assert texts(await got) == ["live", "published before the feed subscribed, stored late"]
+    assert len(fetches) == 3
+    await it.aclose()

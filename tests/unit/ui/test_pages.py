@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 from unit.ui.conftest import World, login
@@ -55,6 +57,12 @@ async def test_running_session_shows_stop_and_process(ui: httpx.AsyncClient, wor
     assert 'class="main stop"' in r.text
     assert 'hx-swap-oob="true"' in r.text and ">running<" in r.text
     assert "<html" not in r.text
+    # every part of the answer says when it was read, the same time for all of them
+    versions = set(re.findall(r'data-v="(\d+)"', r.text))
+    assert r.text.count('data-v="') == 3 and len(versions) == 1  # controls, pop-ups, process
+    page = await ui.get(f"/sessions/{world.session.id}")
+    shown = {int(v) for v in re.findall(r'data-v="(\d+)"', page.text)}
+    assert len(shown) == 1 and shown.pop() > int(versions.pop())  # read later, newer
 
 
 async def test_stop_shows_stopping_and_the_stop_popup(ui: httpx.AsyncClient, world: World) -> None:

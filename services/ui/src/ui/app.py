@@ -17,7 +17,9 @@ from proto.bus.base import Bus
 from ui.auth import COOKIE, LoginRequired, login_url
 from ui.client import ApiError, NotLoggedIn
 from ui.deps import is_htmx, render
+from ui.hub import Hubs
 from ui.metrics import UiBusObserver
+from ui.partials import RenderedLines
 from ui.render import make_templates
 from ui.routes import actions, browse, facility, login, operations, session, stream
 from ui.settings import DEV_SECRET_KEY, UiSettings
@@ -65,6 +67,8 @@ def create_app(
     app.state.settings = settings
     app.state.secret_key = settings.secret_key.get_secret_value()
     app.state.templates = make_templates()
+    app.state.hubs = Hubs()
+    app.state.lines = RenderedLines(app.state.templates.env)
     app.state.ready = False
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for module in (login, facility, session, actions, stream, browse, operations):

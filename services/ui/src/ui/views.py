@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from proto.api import LeaseHolderView, MicroscopeView, QueueView, RunView, SessionView, VolumeView
 from proto.messages.base import Message
@@ -32,6 +33,10 @@ from ui.auth import User
 from ui.client import ApiClient, ApiError
 
 SESSION_PARTS = ("process", "controls", "popups", "disk", "queue")
+INSTANCE = uuid4().hex[:12]
+"""This ui process. Versions (``SessionContext.version``) are compared only between parts of
+one process: the clocks of two replicas may disagree (the k8s Service keeps a browser on one
+replica)."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,12 @@ class SessionContext:
     user: User
     microscope: MicroscopeView | None = None
     queue: QueueView | None = None
+    version: int | None = None
+    """When the state was read (µs since the epoch, taken before the first request), by this
+    ui process (``INSTANCE``): a page keeps the newest of a part it gets from its stream and
+    from a control's answer. ``None`` when an optional read failed: such a part must not win
+    over a complete one."""
+    instance: str = ""
 
     @property
     def run(self) -> RunView | None:
@@ -98,6 +109,7 @@ async def load_session(
     every = "*" in parts
     need_scope = every or bool(parts & {"disk", "popups", "controls"})
     need_queue = every or "queue" in parts
+    version = time.time_ns() // 1000
     session, scopes, queue = await asyncio.gather(
         api.session(session_id),
         api.microscopes() if need_scope else _none(),
@@ -112,11 +124,14 @@ async def load_session(
     microscope = None
     if isinstance(scopes, list):
         microscope = next((m for m in scopes if m.id == session.microscope_id), None)
+    partial = isinstance(scopes, BaseException) or isinstance(queue, BaseException)
     return SessionContext(
         session=session,
         user=user,
         microscope=microscope,
         queue=queue if isinstance(queue, QueueView) else None,
+        version=None if partial else version,
+        instance=INSTANCE,
     )
 
 

@@ -1,7 +1,13 @@
-"""Server-sent events: the session page's and the dashboard's live partials and log lines."""
+"""Server-sent events: the session page's and the dashboard's live partials and log lines.
+
+Each stream has its own feed (log lines, replayed after a reconnect); the partials come from
+the page's shared hub (``ui.hub``): one read and render per burst of events for all streams.
+Everything a stream has waiting goes out in one write (``ui.sse``).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -9,17 +15,19 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Request
-from fastapi.sse import EventSourceResponse, ServerSentEvent
+from fastapi.responses import StreamingResponse
 from jinja2 import Environment
 
-from proto.api import LogLineView, QueueView
-from proto.messages.image import QueueUpdated
+from proto.api import LogLineView
+from ui import sse
 from ui.auth import COOKIE, User, decode_cookie, login_url
-from ui.client import ApiClient, ApiError, NotLoggedIn
-from ui.live import TAIL, Changed, Feed, LogLines, decode_cursor
-from ui.metrics import SSE_EVENTS, SSE_STREAMS
-from ui.partials import SESSION_TEMPLATES, log_lines, scope_card, session_part
-from ui.views import FacilityFilter, SessionContext, SessionFilter, load_session
+from ui.client import ApiClient, NotLoggedIn
+from ui.hub import Batch, Hub, Hubs, relay
+from ui.live import TAIL, Feed, decode_cursor
+from ui.metrics import SSE_STREAMS
+from ui.partials import RenderedLines
+from ui.sources import FacilitySource, SessionSource
+from ui.views import FacilityFilter, SessionFilter
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -33,110 +41,113 @@ def _user(request: Request) -> User | None:
     return decode_cookie(raw, request.app.state.secret_key) if raw else None
 
 
-def _login_event(next_url: str) -> ServerSentEvent:
+def _login_event(next_url: str) -> bytes:
     # EventSource cannot follow a redirect to HTML: the page's script navigates instead.
-    return ServerSentEvent(event="gp-login", raw_data=login_url(next_url))
+    return sse.event("gp-login", login_url(next_url))
 
 
-def _event(name: str, html: str, id: str | None = None) -> ServerSentEvent:
-    SSE_EVENTS.labels(kind=name.split("-")[0]).inc()
-    return ServerSentEvent(event=name, raw_data=html, id=id)
+def _chunk(batch: Batch, lines: RenderedLines) -> bytes:
+    """One write: the batch's log lines (each batch with its cursor as the event id), then
+    its parts; a keep-alive comment for an empty batch."""
+    if not batch.lines and not batch.parts:
+        return sse.PING
+    out = [
+        sse.event(f"log-{panel}", html, id=item.cursor)
+        for item in batch.lines
+        for panel, html in lines.by_panel(item.lines).items()
+    ]
+    out += [sse.event(part, html) for part, html in batch.parts]
+    return b"".join(out)
 
 
-@router.get("/sessions/{session_id}/stream", response_class=EventSourceResponse)
+@router.get("/sessions/{session_id}/stream")
 async def session_stream(
     request: Request,
     session_id: UUID,
     cursor: str | None = None,
     last_event_id: Annotated[str | None, Header()] = None,
-) -> AsyncIterator[ServerSentEvent]:
+) -> StreamingResponse:
     """The session page's stream: log lines (with replay) and re-rendered partials."""
+    return sse.response(_session_events(request, session_id, last_event_id or cursor))
+
+
+async def _session_events(
+    request: Request, session_id: UUID, cursor: str | None
+) -> AsyncIterator[bytes]:
     page = f"/sessions/{session_id}"
     user = _user(request)
     if user is None:
         yield _login_event(page)
         return
-    api = ApiClient(request.app.state.http, user.token)
+    http = request.app.state.http
+    api = ApiClient(http, user.token)
     env: Environment = request.app.state.templates.env
     try:
         session = await api.session(session_id)
     except NotLoggedIn:
         yield _login_event(page)
         return
-    runs = {session.run.id} if session.run else set()
-    where = SessionFilter(session_id, session.microscope_id, runs)
+
+    def make() -> Hub:
+        where = SessionFilter(session_id, session.microscope_id)
+        return Hub(http, SessionSource(env, session_id, where), f"session {session_id}")
 
     async def fetch(since: datetime | None) -> list[LogLineView]:
         return await api.log_history(session_id, since=since, tail=None if since else TAIL)
 
-    feed = Feed(request.app.state.bus, where, fetch, decode_cursor(last_event_id or cursor))
-    SSE_STREAMS.inc()
-    try:
-        yield ServerSentEvent(comment="connected", retry=RETRY_MS)
-        async for item in feed.items():
-            if isinstance(item, LogLines):
-                for panel, html in log_lines(env, item.lines).items():
-                    yield _event(f"log-{panel}", html, id=item.cursor)
-                continue
-            try:
-                for name, html in await _session_parts(api, session_id, user, env, item):
-                    yield _event(name, html)
-            except NotLoggedIn:
-                yield _login_event(page)
-                return
-            except ApiError as exc:
-                log.warning("could not refresh session %s: %s", session_id, exc.detail)
-    finally:
-        SSE_STREAMS.dec()
+    hubs: Hubs = request.app.state.hubs
+    with hubs.joined(("session", session_id), user, make) as (hub, sub):
+        assert isinstance(hub.source, SessionSource)
+        where = hub.source.where
+        if session.run is not None:
+            where.run_ids.add(session.run.id)
+        feed = Feed(request.app.state.bus, where, fetch, decode_cursor(cursor))
+        SSE_STREAMS.inc()
+        try:
+            yield sse.opening(RETRY_MS)
+            async with contextlib.aclosing(relay(feed, hub, sub, sse.PING_S)) as batches:
+                async for batch in batches:
+                    yield _chunk(batch, request.app.state.lines)
+        except NotLoggedIn:
+            yield _login_event(page)
+        finally:
+            SSE_STREAMS.dec()
 
 
-async def _session_parts(
-    api: ApiClient, session_id: UUID, user: User, env: Environment, item: Changed
-) -> list[tuple[str, str]]:
-    parts = (
-        set(SESSION_TEMPLATES) if "*" in item.parts else set(item.parts) & set(SESSION_TEMPLATES)
-    )
-    if not parts:
-        return []
-    queued = [m for m in item.messages if isinstance(m, QueueUpdated)]
-    fetch = frozenset(parts - {"queue"} if queued else parts) or frozenset({"process"})
-    ctx = await load_session(api, session_id, user, fetch)
-    if queued and "queue" in parts:
-        last = queued[-1]
-        view = QueueView(run_id=last.run_id, items=list(last.items), counts=dict(last.counts))
-        ctx = SessionContext(ctx.session, ctx.user, ctx.microscope, view)
-    return [(part, session_part(env, part, ctx)) for part in sorted(parts)]
-
-
-@router.get("/stream/facility", response_class=EventSourceResponse)
-async def facility_stream(request: Request) -> AsyncIterator[ServerSentEvent]:
+@router.get("/stream/facility")
+async def facility_stream(request: Request) -> StreamingResponse:
     """The dashboard's stream: a card re-rendered whenever its microscope changes."""
+    return sse.response(_facility_events(request))
+
+
+async def _facility_events(request: Request) -> AsyncIterator[bytes]:
     user = _user(request)
     if user is None:
         yield _login_event("/")
         return
-    api = ApiClient(request.app.state.http, user.token)
+    http = request.app.state.http
     env: Environment = request.app.state.templates.env
-    where = FacilityFilter()
-    feed = Feed(request.app.state.bus, where)
-    SSE_STREAMS.inc()
     try:
-        yield ServerSentEvent(comment="connected", retry=RETRY_MS)
-        async for item in feed.items():
-            if not isinstance(item, Changed):
-                continue
-            try:
-                scopes = await api.microscopes()
-            except NotLoggedIn:
-                yield _login_event("/")
-                return
-            except ApiError as exc:
-                log.warning("could not refresh the dashboard: %s", exc.detail)
-                continue
-            for scope in scopes:
-                if scope.run is not None:
-                    where.run_scopes[scope.run.id] = scope.id
-                if "*" in item.parts or f"card:{scope.id}" in item.parts:
-                    yield _event(f"card-{scope.id}", scope_card(env, scope))
-    finally:
-        SSE_STREAMS.dec()
+        await ApiClient(http, user.token).me()
+    except NotLoggedIn:
+        yield _login_event("/")
+        return
+
+    def make() -> Hub:
+        return Hub(http, FacilitySource(env, FacilityFilter()), "dashboard")
+
+    hubs: Hubs = request.app.state.hubs
+    with hubs.joined(("facility",), user, make) as (hub, sub):
+        assert isinstance(hub.source, FacilitySource)
+        feed = Feed(request.app.state.bus, hub.source.where)
+        SSE_STREAMS.inc()
+        try:
+            yield sse.opening(RETRY_MS)
+            async with contextlib.aclosing(relay(feed, hub, sub, sse.PING_S)) as batches:
+                async for batch in batches:
+                    cards = [(p.replace("card:", "card-", 1), html) for p, html in batch.parts]
+                    yield _chunk(Batch([], cards), request.app.state.lines)
+        except NotLoggedIn:
+            yield _login_event("/")
+        finally:
+            SSE_STREAMS.dec()

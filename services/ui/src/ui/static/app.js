@@ -26,6 +26,10 @@
     if (on) { var box = panel.querySelector(".log-scroll"); box.scrollTop = box.scrollHeight; }
   }
 
+  function trim(list, max) {
+    while (list.children.length > max) { list.removeChild(list.firstElementChild); }
+  }
+
   function appendLines(list, html) {
     var tpl = document.createElement("template");
     tpl.innerHTML = html;
@@ -34,13 +38,33 @@
       if (li.id && document.getElementById(li.id)) { return; }   // replayed twice: keep one
       list.appendChild(li); added++;
     });
-    while (list.children.length > MAX_LINES) { list.removeChild(list.firstElementChild); }
-    var panel = panelOf(list);
-    if (panel && panel.dataset.follow !== "0") {
-      var box = panel.querySelector(".log-scroll"); box.scrollTop = box.scrollHeight;
-    }
-    list.dataset.count = String(list.children.length);
+    trim(list, 2 * MAX_LINES);   // a hidden tab runs no frames: bound it here too
+    if (added) { settle(list); }
     return added;
+  }
+
+  // Following (scroll to the newest line) and trimming wait for the next frame: reading
+  // scrollHeight after every line forced a layout per line (with many pages open, most of a
+  // line's cost); a frame lays out once however many lines came. Nothing moves the scroll
+  // position before then: lines are only appended below what is shown.
+  var unsettled = [];
+  function settle(list) {
+    if (unsettled.indexOf(list) >= 0) { return; }
+    if (!unsettled.length) { requestAnimationFrame(settleAll); }
+    unsettled.push(list);
+  }
+  function settleAll() {
+    var lists = unsettled;
+    unsettled = [];
+    lists.forEach(function (list) {
+      var panel = panelOf(list);
+      if (panel && panel.dataset.follow !== "0") {
+        // trimmed only while following: a reader scrolled up keeps their place (to 2 × MAX)
+        trim(list, MAX_LINES);
+        var box = panel.querySelector(".log-scroll"); box.scrollTop = box.scrollHeight;
+      }
+      list.dataset.count = String(list.children.length);
+    });
   }
 
   document.addEventListener("htmx:sseBeforeMessage", function (evt) {
@@ -50,7 +74,45 @@
     if (el.classList && el.classList.contains("log")) {
       evt.preventDefault();
       appendLines(el, d.data);
+    } else if (isOlder(versionIn(d.data), el)) {
+      evt.preventDefault();
     }
+  });
+
+  // A part read from session-api carries data-v, when it was read. The stream's push and a
+  // control's answer race: whichever arrives last would win, even if it was read first and
+  // shows a state that has already passed. The page keeps the newest read of each part.
+  // Versions are compared only between parts of one ui process (data-vi): another replica's
+  // clock may disagree. A part without a version (an incomplete read) never wins over one.
+  function versionIn(html) {
+    var m = /data-v="(\d+)" data-vi="(\w+)"/.exec(html);
+    return m ? { at: Number(m[1]), by: m[2] } : null;
+  }
+  function versionOf(el) {
+    return el ? { at: Number(el.getAttribute("data-v")), by: el.getAttribute("data-vi") } : null;
+  }
+  function shownVersion(target) {
+    return versionOf(target.hasAttribute("data-v") ? target : target.querySelector("[data-v]"));
+  }
+  function isOlder(incoming, target) {
+    var shown = shownVersion(target);
+    if (shown === null) { return false; }
+    if (incoming === null) { return true; }   // an incomplete read never replaces a complete one
+    return incoming.by === shown.by && incoming.at < shown.at;
+  }
+  document.addEventListener("htmx:beforeSwap", function (evt) {
+    var d = evt.detail;
+    if (d.target && typeof d.serverResponse === "string" && isOlder(versionIn(d.serverResponse), d.target)) {
+      // keep the newer part; the note and the out-of-band parts still come in. (When the
+      // stream has replaced #controls, the request's target is detached and htmx drops
+      // this swap anyway: the out-of-band parts below are what matters then.)
+      d.swapOverride = "none";
+    }
+  });
+  document.addEventListener("htmx:oobBeforeSwap", function (evt) {
+    var d = evt.detail;
+    var el = d.fragment && d.fragment.querySelector && d.fragment.querySelector("[data-v]");
+    if (el && isOlder(versionOf(el), d.target)) { d.shouldSwap = false; }
   });
 
   document.addEventListener("htmx:sseOpen", function (evt) {
