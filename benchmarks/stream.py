@@ -629,7 +629,6 @@ async def main(a: argparse.Namespace) -> int:
             if a.fft_threads != 1 or len(streaming) < 2:
                 # the scaling target is for workers with one FFT thread each
                 await asyncio.gather(*(stop_worker(w) for w in streaming))
-                await mgmt.wait_consumers(0, [], timeout=30)
                 scalers = await ready(2, 1, len(workers))
                 # a fresh worker's first full-size movie also makes the buffers it keeps
                 # (first-touch page faults: several seconds); the stream's workers had them

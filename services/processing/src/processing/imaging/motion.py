@@ -26,6 +26,8 @@ import numpy as np
 import numpy.typing as npt
 import scipy.fft as sfft
 
+from processing.imaging.spectrum import crop_into
+
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 C64 = npt.NDArray[np.complex64]
@@ -69,14 +71,6 @@ def _ramp(n: int, shift: float, *, real_axis: bool) -> C64:
     """``exp(2 pi i f shift)`` over the frequencies of one FFT axis of length ``n``."""
     f = sfft.rfftfreq(n) if real_axis else sfft.fftfreq(n)
     return np.asarray(np.exp(2j * np.pi * f * shift), dtype=np.complex64)
-
-
-def _crop_into(out: C64, spec: C64) -> None:
-    """Low-frequency crop of an ``rfft2`` half-plane into ``out`` (a smaller half-plane)."""
-    rows, cols = out.shape[0], out.shape[1]
-    hy = rows // 2
-    out[:hy] = spec[:hy, :cols]
-    out[hy:] = spec[spec.shape[0] - (rows - hy) :, :cols]
 
 
 class _Workspace:
@@ -463,7 +457,7 @@ def align_movie(
         half = (2 * (size[0] // 4), 2 * (size[1] // 4))
         coarse = _buffer(ws, "coarse", (n, half[0], half[1] // 2 + 1), np.complex64)
         for i in range(n):
-            _crop_into(coarse[i], small[i])
+            crop_into(coarse[i], small[i])
         ratio = np.array([size[0] / half[0], size[1] / half[1]])
         first = _align(coarse, half, iterations, max(0.5, sigma / 2), max(3, radius // 2), ws)
         fine = _align(small, size, 1, sigma, 3, ws, start=first * ratio)

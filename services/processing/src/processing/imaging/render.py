@@ -10,7 +10,7 @@ import scipy.fft as sfft
 from PIL import Image
 
 from processing.imaging.lattice import bin_image
-from processing.imaging.spectrum import centred_full, power_spectrum
+from processing.imaging.spectrum import centred_full, crop_into, power_spectrum
 
 F32 = npt.NDArray[np.float32]
 C64 = npt.NDArray[np.complex64]
@@ -71,9 +71,7 @@ def thumbnail_from_spectrum_png(
     if factor == 1:
         ty, tx = ny, nx
     crop = np.empty((ty, tx // 2 + 1), dtype=np.complex64)
-    hy = ty // 2
-    crop[:hy] = spectrum[:hy, : tx // 2 + 1]
-    crop[hy:] = spectrum[ny - (ty - hy) :, : tx // 2 + 1]
+    crop_into(crop, spectrum)
     small = np.asarray(sfft.irfft2(crop, s=(ty, tx)), dtype=np.float32)
     return _to_png(_stretch(small, 0.5, 99.5))
 

@@ -133,6 +133,15 @@ def binned_power(spectrum: C64, shape: tuple[int, int], box: int) -> F32:
     return np.ascontiguousarray((cols @ binned.T).T, dtype=np.float32)
 
 
+def crop_into(out: C64, spec: C64) -> None:
+    """Low-frequency crop of an ``rfft2`` half-plane into ``out`` (a smaller half-plane): the
+    transform of the image binned with an ideal low-pass."""
+    rows, cols = out.shape[0], out.shape[1]
+    hy = rows // 2
+    out[:hy] = spec[:hy, :cols]
+    out[hy:] = spec[spec.shape[0] - (rows - hy) :, :cols]
+
+
 def radius_grid(box: int) -> F32:
     """Radius in Fourier pixels of each element of a ``(box, box // 2 + 1)`` half-plane."""
     fy = sfft.fftfreq(box).astype(np.float32)[:, None] * box
