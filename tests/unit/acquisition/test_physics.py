@@ -50,6 +50,22 @@ def test_poisson_counts_have_poisson_moments(lam: float) -> None:
         assert float((counts == 0).mean()) == pytest.approx(math.exp(-lam), rel=0.02)
 
 
+class _TopDraws:
+    """A generator whose uniform draws are all the largest float32 below 1."""
+
+    def random(self, shape: tuple[int, ...], dtype: type[np.floating]) -> np.ndarray:
+        return np.full(shape, np.nextafter(np.float32(1), np.float32(0)), dtype=dtype)
+
+
+def test_poisson_counts_stop_where_the_rounded_cdf_ends() -> None:
+    """A draw just below 1 can sit above the float32-rounded CDF's limit; its count is the
+    far end of the law, not the iteration cap (simulated movies had pixels of 1001 counts)."""
+    lam = np.linspace(0.05, 19.9, 2000, dtype=np.float32)
+    counts = poisson_counts(_TopDraws(), lam)  # type: ignore[arg-type]
+    assert float(counts.max()) <= 60
+    assert np.all(counts >= lam)
+
+
 def test_wavelength_at_300_kv() -> None:
     assert electron_wavelength_a(300.0) == pytest.approx(0.019687, rel=1e-4)
 

@@ -150,12 +150,20 @@ def test_weighted_sum_matches_the_direct_formula() -> None:
     expected *= n / weights
     expected_image = np.fft.irfft2(expected, s=shape)  # what both mean as a real image
     transposed = np.ascontiguousarray(spectra.transpose(0, 2, 1))  # as _transform keeps them
-    for workers in (1, 2):
-        got = motion._weighted_sum(transposed, shifts, shape, 1.3, 2.0, 300.0, workers)
-        assert got.shape == spectra.shape[1:]
-        assert np.allclose(np.fft.irfft2(got, s=shape), expected_image, atol=1e-4)
-        assert np.allclose(np.fft.rfft2(np.fft.irfft2(got, s=shape)), got, atol=1e-3)
-    plain = motion._weighted_sum(transposed, np.zeros((n, 2)), shape, 1.3, 0.0, 300.0, 1)
+    rows = transposed.shape[1]
+    # and as it leaves them: from row ``finished`` on, only the image rows' real FFTs
+    halfway = np.fft.rfft(frames, axis=-1).astype(np.complex64).transpose(0, 2, 1)
+    for finished in (rows, 5, 0):
+        given = transposed.copy()
+        given[:, finished:] = halfway[:, finished:]
+        for workers in (1, 2):
+            got = motion._weighted_sum(
+                given.copy(), finished, shifts, shape, 1.3, 2.0, 300.0, workers
+            )
+            assert got.shape == spectra.shape[1:]
+            assert np.allclose(np.fft.irfft2(got, s=shape), expected_image, atol=1e-4)
+            assert np.allclose(np.fft.rfft2(np.fft.irfft2(got, s=shape)), got, atol=1e-3)
+    plain = motion._weighted_sum(transposed, rows, np.zeros((n, 2)), shape, 1.3, 0.0, 300.0, 1)
     assert np.allclose(plain, spectra.sum(axis=0), atol=1e-3)
 
 
@@ -163,12 +171,20 @@ def test_transforms_are_transposed_half_planes_with_usual_crops() -> None:
     from processing.imaging import motion
 
     frames = np.random.default_rng(6).normal(size=(3, 40, 36)).astype(np.float32)
-    for workers in (1, 2):
-        spectra, small = motion._transform(frames, (20, 18), workers, None)
-        full = np.fft.rfft2(frames)
-        assert np.allclose(spectra, full.transpose(0, 2, 1), atol=1e-3)
-        crop = np.concatenate([full[:, :10, :10], full[:, -10:, :10]], axis=1)
-        assert np.allclose(small, crop, atol=1e-3)
+    full = np.fft.rfft2(frames).transpose(0, 2, 1)
+    rows_only = np.fft.rfft(frames, axis=-1).transpose(0, 2, 1)
+    for given in (frames, (frames * 8).astype(np.int16), frames[:, :, ::-1]):
+        scale = 8 if given.dtype == np.int16 else 1
+        expected = np.fft.rfft2(np.asarray(given, dtype=np.float64)).transpose(0, 2, 1)
+        for workers in (1, 2):
+            spectra, small = motion._transform(given, (20, 18), workers, None)
+            # the low kx the crop needs are finished; the rest wait for _weighted_sum
+            assert np.allclose(spectra[:, :10], expected[:, :10], atol=1e-3 * scale)
+            if given is frames:
+                assert np.allclose(spectra[:, :10], full[:, :10], atol=1e-3)
+                assert np.allclose(spectra[:, 10:], rows_only[:, 10:], atol=1e-3)
+            crop = np.concatenate([expected[:, :10, :10], expected[:, :10, -10:]], axis=2)
+            assert np.allclose(small, crop.transpose(0, 2, 1), atol=1e-3 * scale)
 
 
 def test_integer_and_float_frames_give_the_same_alignment() -> None:

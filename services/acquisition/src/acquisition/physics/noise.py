@@ -15,6 +15,8 @@ F64 = npt.NDArray[np.float64]
 # Above this mean count per pixel the normal approximation of the Poisson law (rounded to
 # integers) is used: its skew error is < 1/sqrt(20) of a count and it is 4x faster.
 _NORMAL_APPROX_MEAN = 20.0
+_NEGLIGIBLE = 1e-12
+"""A Poisson term this small no longer moves the CDF at the precision of a float32 draw."""
 
 
 def poisson_counts(rng: np.random.Generator, lam: F32) -> F32:
@@ -58,7 +60,10 @@ def poisson_counts(rng: np.random.Generator, lam: F32) -> F32:
         k += 1
         p_a = p_a * lam_a / k
         cdf_a = cdf_a + p_a
-        keep = u_a > cdf_a
+        # A u above the limit of the CDF as rounded (float32 for the first steps) would count
+        # on to the cap: once a term is negligible the CDF has reached its limit, and the
+        # count stands.
+        keep = (u_a > cdf_a) & (p_a > _NEGLIGIBLE)
         idx, lam_a, p_a, cdf_a, u_a = idx[keep], lam_a[keep], p_a[keep], cdf_a[keep], u_a[keep]
         counts[idx] = k + 1
     return counts.reshape(lam.shape)
