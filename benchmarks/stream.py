@@ -55,9 +55,10 @@ TARGET_MEDIAN_S = 6.0
 TARGET_SCALING = 1.8
 PIXEL_A = 1.0
 DOSE_PER_FRAME = 1.0
-MOVIE_PEAK_FACTOR = 1.1
-"""A worker's own memory per movie byte: the frame transforms it keeps between movies (2.9 GB
-for a 2.7 GB movie); the movie itself is mapped from the page cache, which the pool shares."""
+MOVIE_PEAK_BYTES_PER_PX = 4.4
+"""A worker's own memory per movie pixel: the frame transforms it keeps between movies (2.9 GB
+for 40 × 4096²); the movie itself (8-bit counts, 1 byte a pixel) is mapped from the page
+cache, which the pool shares."""
 
 log = logging.getLogger("bench.stream")
 
@@ -496,7 +497,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--size", type=int, help="frame edge in pixels (default 4096; quick 512)")
     p.add_argument("--frames", type=int, default=40, help="frames per movie (default 40)")
     p.add_argument("--pool", type=int, help="distinct movies generated (default 3; quick 6)")
-    p.add_argument("--backlog", type=int, help="movies per throughput run (default 6)")
+    p.add_argument("--backlog", type=int, help="movies per throughput run (default 10)")
     p.add_argument("--workers", type=int, default=2, help="workers during the stream (2)")
     p.add_argument(
         "--fft-threads",
@@ -511,19 +512,19 @@ def parse_args() -> argparse.Namespace:
     a.minutes = a.minutes if a.minutes is not None else (1.5 if a.quick else 10.0)
     a.size = a.size or (512 if a.quick else 4096)
     a.pool = a.pool or (6 if a.quick else 3)
-    a.backlog = a.backlog or 6
+    a.backlog = a.backlog or 10
     a.drain = a.drain if a.drain is not None else (20.0 if a.quick else 180.0)
     return a
 
 
 def preflight(a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
-    movie_bytes = a.frames * a.size * a.size * 4
+    movie_bytes = a.frames * a.size * a.size  # simulated counting movies are 8-bit (mode 0)
     need_disk = movie_bytes * a.pool * 1.05 + 64e6
     free_disk = shutil.disk_usage(tmp).free
     if free_disk < need_disk:
         raise SystemExit(f"need {need_disk / 1e9:.1f} GB in {tmp}, {free_disk / 1e9:.1f} free")
     mem = psutil.virtual_memory()
-    need_mem = movie_bytes * MOVIE_PEAK_FACTOR * max(a.workers, 1)
+    need_mem = movie_bytes * MOVIE_PEAK_BYTES_PER_PX * max(a.workers, 1)
     if mem.available < need_mem:
         log.warning(
             "workers may need %.1f GB at peak; %.1f GB available",
@@ -533,7 +534,7 @@ def preflight(a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     return {
         "movie_bytes": movie_bytes,
         "pool_bytes": movie_bytes * a.pool,
-        "worker_peak_bytes_estimate": int(movie_bytes * MOVIE_PEAK_FACTOR),
+        "worker_peak_bytes_estimate": int(movie_bytes * MOVIE_PEAK_BYTES_PER_PX),
         "mem_total_bytes": mem.total,
         "mem_available_bytes": mem.available,
         "disk_free_bytes": free_disk,
