@@ -28,6 +28,7 @@ lint: env ## ruff, mypy --strict, import-linter
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy proto/src/proto services/acquisition/src/acquisition services/processing/src/processing services/session-api/src/session_api services/ui/src/ui launcher/src/gridpilot
+	MYPYPATH=benchmarks:tests $(RUN) mypy --follow-imports=silent benchmarks
 	$(RUN) lint-imports
 
 bench: env services ## every benchmark; tables on stdout, JSON in benchmarks/results/

@@ -262,8 +262,9 @@ class Sampler:
     async def run(self) -> None:
         nxt = time.perf_counter()
         while True:
+            d: dict[str, Any]
             try:
-                d = await self.mgmt.depth()
+                d = dict(await self.mgmt.depth())
             except httpx.HTTPError as exc:
                 d = {"error": repr(exc)}
             self.samples.append(
@@ -414,7 +415,7 @@ async def backlog(
     ids = [await pub.one(label) for _ in range(n)]
     t_published = time.perf_counter() - t0
     ok = await inbox.wait_all(ids, timeout)
-    done = sorted(inbox.sent[i].received for i in ids if inbox.sent[i].received is not None)
+    done = sorted(r for i in ids if (r := inbox.sent[i].received) is not None)
     elapsed = (done[-1] - t0) if done else math.nan
     rate = len(done) / elapsed if done and ok else math.nan
     cpu1 = [w.cpu_s() for w in workers]
@@ -614,7 +615,7 @@ async def main(a: argparse.Namespace) -> int:
             lost = 0
             if not s["drained"]:
                 sampler.phase = "settle"
-                done_s = [inbox.sent[i].service_s for i in s["ids"] if inbox.sent[i].service_s]
+                done_s = [x for i in s["ids"] if (x := inbox.sent[i].service_s)]
                 bound = 2 * (statistics.median(done_s) if done_s else 60.0) + 15
                 await settle(inbox, s["ids"], len(streaming), timeout=bound)
                 lost = inbox.outstanding(s["ids"])
@@ -622,7 +623,7 @@ async def main(a: argparse.Namespace) -> int:
             result["stream"] = s
 
             # throughput: the same backlog drained by 2 workers, then (one stopped) by 1
-            service = [inbox.sent[i].service_s for i in s["ids"] if inbox.sent[i].service_s]
+            service = [x for i in s["ids"] if (x := inbox.sent[i].service_s)]
             per_movie = statistics.median(service) if service else 60.0
             bl_timeout = max(60.0, 4 * a.backlog * per_movie + 30)
             check_alive(streaming)
@@ -737,7 +738,7 @@ def report(
             f"{fmt(got, '.2f')} cores"
         )
 
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "metric": f"stream: movies published ({a.rate:g}/h × {a.minutes:g} min, "
             f"{a.frames} × {a.size}²)",
