@@ -144,3 +144,46 @@ async def test_second_session_on_a_locked_microscope_ends_locked_without_connect
         assert getattr(scope, "connected", False), "the locked run must not disconnect it"
     await system.clients["operator"].post(f"/api/sessions/{first['id']}/stop")
     assert (await system.ended(holder_run)).exit_reason == "stopped"
+
+
+@SLOW
+async def test_what_session_api_commits_itself_is_announced(system: System) -> None:
+    """A run row created ``starting``, a stop requested and the pause toggle with no live run
+    change nothing another event carries: session-api announces them (``SessionChanged``),
+    so every open page re-reads the session, not only the one that acted."""
+    session = await system.session("delta", grids=2)
+    sid, op = session["id"], system.clients["operator"]
+
+    def mine(e: m.SessionChanged) -> bool:
+        return str(e.session_id) == sid
+
+    mark = system.mark()
+    r = await op.put(f"/api/sessions/{sid}/pause-between-grids", json={"enabled": True})
+    assert r.status_code == 200
+    toggled = await system.wait_for(m.SessionChanged, mine, after=mark)
+    assert toggled.run_id is None and toggled.change == "pause between grids on"
+    assert toggled.requested_by == "operator" and toggled.microscope_id == "krios-1"
+
+    mark = system.mark()
+    run_id = await system.start(sid)
+    started = await system.wait_for(m.SessionChanged, mine, after=mark)
+    assert started.run_id == run_id and started.change == "run 1 starting"
+
+    await system.wait_for(m.ExposureAcquired, lambda e: e.run_id == run_id)
+    mark = system.mark()
+    assert (await op.post(f"/api/sessions/{sid}/stop")).status_code == 202
+    stopped = await system.wait_for(m.SessionChanged, mine, after=mark)
+    assert stopped.run_id == run_id and stopped.change == "stop requested for run 1"
+    await system.ended(run_id)
+
+    refused = await system.clients["viewer"].put(
+        f"/api/sessions/{sid}/pause-between-grids", json={"enabled": False}
+    )
+    assert refused.status_code == 403
+    mark = system.mark()
+    await op.put(f"/api/sessions/{sid}/pause-between-grids", json={"enabled": False})
+    # one queue, in order: had the refused call announced anything, it would come first
+    after = await system.wait_for(m.SessionChanged, mine, after=mark)
+    assert after.change == "pause between grids off" and after.requested_by == "operator"
+    changes = [e for e in system.projected if isinstance(e, m.SessionChanged) and mine(e)]
+    assert len(changes) == 4, "a refused control changes nothing and announces nothing"

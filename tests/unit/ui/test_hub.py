@@ -20,6 +20,7 @@ from proto.messages.disk import MicroscopeReported, VolumeStatus
 from proto.messages.log import LogRecorded
 from proto.messages.projection import StateProjected
 from proto.messages.run import RunStateChanged
+from proto.messages.session import SessionChanged
 from proto.states import RunState
 from ui import hub as hub_module
 from ui.auth import User
@@ -241,6 +242,31 @@ async def test_unchanged_parts_are_resent_only_after_a_control_event(rig: Rig) -
     await stream.until(lambda: "disk" in stream.parts(mark) and "popups" in stream.parts(mark))
     assert "123.0 GB" in stream.parts(mark)["disk"]
     assert "Disk low" in stream.parts(mark)["popups"]
+
+
+async def test_a_change_session_api_commits_itself_reaches_every_page(rig: Rig) -> None:
+    """The pause toggled with no live run has no event of its own; session-api's
+    ``SessionChanged`` brings it to pages that did not act, and the action parts are sent
+    (the acting page may show its answer instead)."""
+    stream = rig.open(VIEWER)
+    await all_connected(rig)
+    assert "Pause between grids: <b>off</b>" in stream.parts()["controls"]
+    rig.session.pause = True  # committed by session-api for another page's request
+    mark = len(stream.batches)
+    change = SessionChanged(
+        session_id=rig.session.id,
+        microscope_id="krios-1",
+        change="pause between grids on",
+        requested_by="operator",
+    )
+    await rig.bus.publish(StateProjected.of(change))
+    await stream.until(lambda: "controls" in stream.parts(mark))
+    assert "Pause between grids: <b>on</b>" in stream.parts(mark)["controls"]
+    assert {"process", "controls", "popups"} <= set(stream.parts(mark))
+    other = SessionChanged(
+        session_id=uuid4(), microscope_id="krios-2", change="run 1 starting", requested_by="x"
+    )
+    assert SessionFilter(rig.session.id, "krios-1")(other) is None
 
 
 async def test_a_refresh_that_session_api_fails_is_tried_again(

@@ -15,6 +15,7 @@ from proto.messages.image import QueueUpdated
 from proto.messages.log import LogRecorded
 from proto.messages.projection import StateProjected
 from proto.messages.run import RunHeartbeatSent, RunStateChanged
+from proto.messages.session import SessionChanged
 from proto.states import RunState
 from ui import live
 from ui.live import REPLAY_MARGIN, Changed, Feed, Item, LogLines, decode_cursor, encode_cursor
@@ -197,6 +198,14 @@ def test_facility_filter_maps_runs_to_cards() -> None:
     stranger = QueueUpdated(run_id=uuid4(), session_id=SID, items=(), counts={})
     assert where(stranger) == {"*"}
     assert where(record("x")) is None
+    starting = SessionChanged(
+        run_id=uuid4(),
+        session_id=SID,
+        microscope_id="krios-2",
+        change="run 1 starting",
+        requested_by="operator",
+    )
+    assert where(starting) == {"card:krios-2"}  # a run row created starting shows at once
 
 
 async def test_a_line_stored_late_is_caught_up_once_a_live_line_is(

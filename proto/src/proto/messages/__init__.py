@@ -36,6 +36,7 @@ from proto.messages.run import (
     StartRun,
     StopRun,
 )
+from proto.messages.session import SessionChanged
 from proto.messages.worker import WorkerHeartbeat
 
 __all__ = [
@@ -71,6 +72,7 @@ __all__ = [
     "RunHeartbeatSent",
     "RunMessage",
     "RunStateChanged",
+    "SessionChanged",
     "SetPauseBetweenGrids",
     "SquareAcquired",
     "SquaresFound",

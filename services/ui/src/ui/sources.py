@@ -18,6 +18,7 @@ from proto.messages.run import (
     PauseBetweenGridsChanged,
     RunStateChanged,
 )
+from proto.messages.session import SessionChanged
 from ui.auth import User
 from ui.client import ApiClient
 from ui.partials import SESSION_TEMPLATES, scope_card, session_part
@@ -30,15 +31,17 @@ CONTROLLED = (
     DecisionRequested,
     DecisionTaken,
     PauseBetweenGridsChanged,
+    SessionChanged,
     LeaseGranted,
     LeaseReleased,
     LeaseLost,
     LeaseDenied,
 )
-"""Events that follow a control (start, stop, kill, pause, decision, lock release), or end what
-one began: after these the action parts are sent even when they render as before, since the
-acting page may show a control's answer instead. A disk report, a heartbeat, an exposure or a
-log line is no such event: unchanged parts are not resent for them."""
+"""Events that follow a control (start, stop, kill, pause, decision, lock release; session-api's
+own ``SessionChanged`` for what it commits itself), or end what one began: after these the
+action parts are sent even when they render as before, since the acting page may show a
+control's answer instead. A disk report, a heartbeat, an exposure or a log line is no such
+event: unchanged parts are not resent for them."""
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from proto.messages.run import (
     RunHeartbeatSent,
     RunStateChanged,
 )
+from proto.messages.session import SessionChanged
 from proto.states import ExitReason, RunState
 from ui.auth import User
 from ui.client import ApiClient, ApiError
@@ -268,7 +269,7 @@ class SessionFilter:
             return frozenset({"queue"})
         if isinstance(m, RunHeartbeatSent):
             return frozenset({"process"})
-        if isinstance(m, RunStateChanged | DecisionRequested | DecisionTaken):
+        if isinstance(m, RunStateChanged | DecisionRequested | DecisionTaken | SessionChanged):
             return frozenset({"process", "controls", "popups", "queue"})
         if isinstance(m, PauseBetweenGridsChanged):
             return frozenset({"controls"})
@@ -291,7 +292,7 @@ class FacilityFilter:
             return None
         if isinstance(m, LeaseGranted | LeaseReleased | LeaseLost):
             scope = m.holder.microscope_id
-        elif isinstance(m, LeaseDenied | MicroscopeReported):
+        elif isinstance(m, LeaseDenied | MicroscopeReported | SessionChanged):
             scope = m.microscope_id
         elif isinstance(m, RunStateChanged | RunHeartbeatSent):
             scope = m.microscope_id

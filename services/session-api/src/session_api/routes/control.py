@@ -6,6 +6,7 @@ the action and its outcome in the audit log.
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 from fastapi import APIRouter, HTTPException, Request, status
@@ -34,6 +35,7 @@ from session_api.routes.sessions import queue_view
 from session_api.views import run_view, session_view
 
 router = APIRouter(prefix="/api/sessions/{session_id}", tags=["control"])
+log = logging.getLogger(__name__)
 
 
 class Audited:
@@ -72,6 +74,26 @@ async def publish(bus: BusDep, message: m.Message) -> None:
         await bus.publish(message)
     except BusUnavailable as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
+
+
+async def announce(
+    bus: BusDep, session: Session, run_id: uuid.UUID | None, change: str, user: CurrentUser
+) -> None:
+    """Tell every page of the session about a change committed here that no other event
+    carries (``SessionChanged``). The control has succeeded either way: a bus that is down now
+    costs the other pages only this live update, not the caller its answer."""
+    try:
+        await bus.publish(
+            m.SessionChanged(
+                run_id=run_id,
+                session_id=session.id,
+                microscope_id=session.microscope_id,
+                change=change,
+                requested_by=user.username,
+            )
+        )
+    except BusUnavailable:
+        log.warning("could not announce %r on session %s", change, session.id)
 
 
 async def begin_run(
@@ -132,6 +154,7 @@ async def begin_run(
         )
         await db.commit()
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
+    await announce(bus, session, run.id, f"run {run.number} starting", user)
     return run
 
 
@@ -159,6 +182,7 @@ async def stop(
         run.stop_requested = True
         await db.commit()
         await publish(bus, m.StopRun(run_id=run.id, requested_by=user.username))
+        await announce(bus, session, run.id, f"stop requested for run {run.number}", user)
         return run_view(run)
 
 
@@ -188,6 +212,8 @@ async def pause_between_grids(
                     run_id=run.id, enabled=body.enabled, requested_by=user.username
                 ),
             )
+        change = f"pause between grids {'on' if body.enabled else 'off'}"
+        await announce(bus, session, run.id if run else None, change, user)
         return await session_view(db, session)
 
 
