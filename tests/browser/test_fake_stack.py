@@ -133,6 +133,29 @@ async def test_a_late_control_answer_never_shows_a_passed_state(
     await expect(page.get_by_role("button", name="Stop", exact=True)).to_have_count(0)
 
 
+async def test_back_to_back_pushes_of_a_part_both_land(
+    fake_stack: FakeStack, browser: Browser
+) -> None:
+    """htmx processes swapped-in content when it settles (20 ms after the swap by default);
+    until then the new part has no stream listener, and a push arriving in between was lost
+    (seen: a run's end pushed 24 ms after its start never showed). Settling at once keeps it."""
+    page = await open_session(browser, fake_stack, "operator")
+    await page.evaluate(
+        r"""() => {
+            const src = document.querySelector('[sse-connect]')['htmx-internal-data']
+                .sseEventSource;
+            const el = document.querySelector('#process');
+            const v = Number(el.dataset.v);
+            const push = (dv, text) => src.dispatchEvent(new MessageEvent('process', {
+                data: el.outerHTML.replace(/data-v="\d+"/, `data-v="${dv}"`)
+                    .replace(/(<h2 id="h-process">)[^<]*/, `$1${text}`)}));
+            push(v + 1, 'first');
+            push(v + 2, 'second');
+        }"""
+    )
+    await expect(page.locator("#h-process")).to_have_text("second")
+
+
 async def test_the_stream_never_puts_back_an_older_read(
     fake_stack: FakeStack, browser: Browser
 ) -> None:
