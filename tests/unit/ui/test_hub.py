@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +49,7 @@ class Gate(httpx.AsyncBaseTransport):
 
         self.failing = False
         self.failed = asyncio.Event()
+        self.failures = 0
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if not self.open.is_set() and request.url.path.startswith("/api/sessions/"):
@@ -55,6 +57,7 @@ class Gate(httpx.AsyncBaseTransport):
             await self.open.wait()
         if self.failing and request.url.path.startswith("/api/sessions/"):
             self.failed.set()
+            self.failures += 1
             return httpx.Response(503, json={"detail": "database unavailable"})
         return await self._inner.handle_async_request(request)
 
@@ -270,20 +273,29 @@ async def test_a_change_session_api_commits_itself_reaches_every_page(rig: Rig) 
 
 
 async def test_a_refresh_that_session_api_fails_is_tried_again(
-    rig: Rig, monkeypatch: pytest.MonkeyPatch
+    rig: Rig, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(hub_module, "RETRY_S", 0.05)
+    """Not lost, tried again less and less often, and one warning per outage (not one every
+    2 s for as long as session-api is down)."""
+    monkeypatch.setattr(hub_module, "RETRY_S", 0.01)
+    monkeypatch.setattr(hub_module, "RETRY_MAX_S", 0.04)
     stream = rig.open(VIEWER)
     await all_connected(rig)
     mark = len(stream.batches)
     rig.gate.failing = True
+    caplog.set_level(logging.INFO, logger="ui.hub")
     await rig.bus.publish(state_changed(rig))
     async with asyncio.timeout(5):
-        await rig.gate.failed.wait()
+        while rig.gate.failures < 5:  # tried again and again (the waits double, capped)
+            rig.gate.failed.clear()
+            await rig.gate.failed.wait()
     assert stream.parts(mark) == {}
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "database unavailable" in warnings[0].getMessage()
     rig.gate.failing = False
     await stream.until(lambda: "controls" in stream.parts(mark))  # the event was not lost
     assert {"process", "controls", "popups"} <= set(stream.parts(mark))
+    assert any("answers again after" in r.getMessage() for r in caplog.records)
 
 
 async def test_a_refused_token_ends_its_streams_and_the_read_goes_on(rig: Rig) -> None:

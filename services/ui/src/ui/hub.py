@@ -52,7 +52,10 @@ log = logging.getLogger(__name__)
 VERIFY_S = 60.0
 """How often a token that the hub does not read with is checked with session-api."""
 RETRY_S = 2.0
-"""How soon a refresh that session-api failed is tried again."""
+"""How soon a refresh that session-api failed is first tried again; the wait doubles with each
+failure in a row, up to ``RETRY_MAX_S`` (an event that session-api projects wakes the hub at
+once anyway: it is back)."""
+RETRY_MAX_S = 30.0
 LINES_WAITING = 64
 """Batches of log lines a stream may have waiting before its feed stops taking more (the
 feed's inbox then fills and overflows into a resync, as when the browser is slow)."""
@@ -160,6 +163,8 @@ class Hub:
         self._wake = asyncio.Event()
         self._verified: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
+        self._failures = 0
+        """Refreshes that session-api failed in a row (one warning per outage)."""
 
     def join(self, user: User) -> Subscriber:
         """A new stream of ``user``, whose token session-api has just accepted."""
@@ -221,8 +226,14 @@ class Hub:
                 self._messages[:0] = messages
                 for sub in full:
                     sub.full = True
-                asyncio.get_running_loop().call_later(RETRY_S, self._wake.set)
+                delay = min(RETRY_MAX_S, RETRY_S * 2 ** max(0, min(self._failures - 1, 16)))
+                asyncio.get_running_loop().call_later(delay, self._wake.set)
             return
+        if self._failures:
+            log.info(
+                "%s: session-api answers again after %d failed reads", self.name, self._failures
+            )
+            self._failures = 0
         snapshot, token = loaded
         every = list(snapshot.parts())
         touched = every if "*" in dirty else [p for p in every if p in dirty]
@@ -259,7 +270,13 @@ class Hub:
                 self._log_out(user.token)
                 continue
             except ApiError as exc:
-                log.warning("could not refresh %s: %s", self.name, exc.detail)
+                self._failures += 1
+                if self._failures == 1:
+                    log.warning(
+                        "could not refresh %s: %s; trying again, less often while it fails",
+                        self.name,
+                        exc.detail,
+                    )
                 return None
             self._verified[user.token] = time.monotonic()
             return snapshot, user.token
