@@ -153,8 +153,11 @@ def _rfft_rows_transposed(frame: npt.NDArray[np.generic], out: C64, stage: F32) 
         out[:, r0 : r0 + rows] = sfft.rfft(part, axis=-1, workers=1).T
 
 
-def _stage_rows(cols: int) -> int:
-    return max(1, _ROW_BLOCK_BYTES // (4 * cols))
+def _fft_rows_in_place(x: C64) -> None:
+    """Complex FFTs along the last (contiguous) axis of ``x``, written back into ``x``."""
+    done = sfft.fft(x, axis=-1, workers=1, overwrite_x=True)
+    if not np.shares_memory(done, x):  # in place is what scipy does, not what it promises
+        x[...] = done
 
 
 def _transform(
@@ -180,16 +183,15 @@ def _transform(
     spectra = _buffer(ws, "spectra", (n, nx // 2 + 1, ny), np.complex64)
     small = _buffer(ws, "small", (n, size[0], size[1] // 2 + 1), np.complex64)
     threads = max(1, min(workers, n))
-    stages = [_buffer(ws, f"stage{t}", (_stage_rows(nx), nx), np.float32) for t in range(threads)]
+    stage_shape = (max(1, _ROW_BLOCK_BYTES // (4 * nx)), nx)
+    stages = [_buffer(ws, f"stage{t}", stage_shape, np.float32) for t in range(threads)]
     hy, cx = size[0] // 2, size[1] // 2 + 1
 
     def one(k: int, stage: F32) -> bool:
         out = spectra[k]
         _rfft_rows_transposed(frames[k], out, stage)
         low = out[:cx]
-        done = sfft.fft(low, axis=-1, workers=1, overwrite_x=True)
-        if not np.shares_memory(done, low):  # in place is what scipy does, not what it promises
-            low[...] = done
+        _fft_rows_in_place(low)
         small[k, :hy] = low[:, :hy].T
         small[k, hy:] = low[:, ny - (size[0] - hy) :].T
         return bool(np.isfinite(out[0, 0]))
@@ -563,9 +565,7 @@ def _weighted_sum(
                     np.multiply(spectra[i, r0:r1], u[i], out=t)
                 else:
                     t[...] = spectra[i, r0:r1]
-                    done = sfft.fft(t, axis=-1, workers=1, overwrite_x=True)
-                    if not np.shares_memory(done, t):
-                        t[...] = done
+                    _fft_rows_in_place(t)
                     t *= u[i]
                 t *= start[i]
                 part += t
