@@ -519,13 +519,14 @@ def parse_args() -> argparse.Namespace:
 
 
 def preflight(a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
-    movie_bytes = a.frames * a.size * a.size  # simulated counting movies are 8-bit (mode 0)
+    pixels = a.frames * a.size * a.size
+    movie_bytes = pixels  # simulated counting movies are 8-bit (mode 0)
     need_disk = movie_bytes * a.pool * 1.05 + 64e6
     free_disk = shutil.disk_usage(tmp).free
     if free_disk < need_disk:
         raise SystemExit(f"need {need_disk / 1e9:.1f} GB in {tmp}, {free_disk / 1e9:.1f} free")
     mem = psutil.virtual_memory()
-    need_mem = movie_bytes * MOVIE_PEAK_BYTES_PER_PX * max(a.workers, 1)
+    need_mem = pixels * MOVIE_PEAK_BYTES_PER_PX * max(a.workers, 1)
     if mem.available < need_mem:
         log.warning(
             "workers may need %.1f GB at peak; %.1f GB available",
@@ -535,7 +536,7 @@ def preflight(a: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     return {
         "movie_bytes": movie_bytes,
         "pool_bytes": movie_bytes * a.pool,
-        "worker_peak_bytes_estimate": int(movie_bytes * MOVIE_PEAK_BYTES_PER_PX),
+        "worker_peak_bytes_estimate": int(pixels * MOVIE_PEAK_BYTES_PER_PX),
         "mem_total_bytes": mem.total,
         "mem_available_bytes": mem.available,
         "disk_free_bytes": free_disk,
