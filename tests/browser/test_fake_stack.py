@@ -138,14 +138,17 @@ async def test_back_to_back_pushes_of_a_part_both_land(
 ) -> None:
     """htmx processes swapped-in content when it settles (20 ms after the swap by default);
     until then the new part has no stream listener, and a push arriving in between was lost
-    (seen: a run's end pushed 24 ms after its start never showed). Settling at once keeps it."""
+    (seen: a run's end pushed 24 ms after its start never showed). Settling at once keeps it.
+
+    The two pushes are read an hour from now: the stream sends every part once it connects,
+    and that real push may land after them (it did in CI); being older, it is ignored."""
     page = await open_session(browser, fake_stack, "operator")
     await page.evaluate(
         r"""() => {
             const src = document.querySelector('[sse-connect]')['htmx-internal-data']
                 .sseEventSource;
             const el = document.querySelector('#process');
-            const v = Number(el.dataset.v);
+            const v = Number(el.dataset.v) + 3600e6;
             const push = (dv, text) => src.dispatchEvent(new MessageEvent('process', {
                 data: el.outerHTML.replace(/data-v="\d+"/, `data-v="${dv}"`)
                     .replace(/(<h2 id="h-process">)[^<]*/, `$1${text}`)}));
