@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from proto import messages as m
@@ -187,3 +189,41 @@ async def test_what_session_api_commits_itself_is_announced(system: System) -> N
     assert after.change == "pause between grids off" and after.requested_by == "operator"
     changes = [e for e in system.projected if isinstance(e, m.SessionChanged) and mine(e)]
     assert len(changes) == 4, "a refused control changes nothing and announces nothing"
+
+
+@SLOW
+async def test_a_restarted_session_reuses_its_grids_atlas_and_squares(system: System) -> None:
+    """A stopped session started again resumes its grid: no second atlas (nor a second set
+    of squares on the same grid), and the squares imaged before are not picked again."""
+    session = await system.session("resume", grids=1)
+    sid, op, viewer = session["id"], system.clients["operator"], system.clients["viewer"]
+    first = await system.start(sid)
+    atlas = await system.wait_for(m.AtlasAcquired, lambda e: e.run_id == first)
+    await system.wait_for(m.SquaresFound, lambda e: e.run_id == first)
+    await system.wait_for(m.ExposureAcquired, lambda e: e.run_id == first)
+    await op.post(f"/api/sessions/{sid}/stop")
+    await system.ended(first)
+    imaged_before = {
+        e.square_id
+        for e in system.projected
+        if isinstance(e, m.SquareAcquired) and e.run_id == first
+    }
+    grid_id = str(atlas.grid_id)
+    before = (await viewer.get(f"/api/sessions/{sid}/grids/{grid_id}")).json()
+
+    mark = system.mark()
+    second = await system.start(sid)
+    await system.log_line(second, "has an atlas from an earlier run")
+    square = await system.wait_for(m.SquareAcquired, lambda e: e.run_id == second, after=mark)
+    assert square.square_id not in imaged_before
+    assert square.square_id in {uuid.UUID(s["id"]) for s in before["squares"]}
+    await system.wait_for(m.ExposureAcquired, lambda e: e.run_id == second, after=mark)
+    assert not any(
+        isinstance(e, m.AtlasAcquired | m.SquaresFound) and e.run_id == second
+        for e in system.projected[mark:]
+    )
+    after = (await viewer.get(f"/api/sessions/{sid}/grids/{grid_id}")).json()
+    assert after["atlas"]["id"] == before["atlas"]["id"] == str(atlas.atlas_id)
+    assert sorted(s["id"] for s in after["squares"]) == sorted(s["id"] for s in before["squares"])
+    await op.post(f"/api/sessions/{sid}/stop")
+    await system.ended(second)

@@ -8,10 +8,23 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from proto.messages.base import RunMessage
+from proto.messages.image import ImageRef, Target
 from proto.states import ExitReason, RunState
 from proto.topology import COMMANDS, EVENTS
 
 Choice = Literal["continue_grid", "next_grid"]
+
+
+class KnownAtlas(BaseModel):
+    """An atlas a grid already has, and what earlier runs did with its squares."""
+
+    model_config = ConfigDict(frozen=True)
+
+    atlas_id: UUID
+    image: ImageRef
+    squares: tuple[Target, ...]
+    imaged: frozenset[UUID] = frozenset()
+    """Squares already imaged: a restarted run does not pick them again by itself."""
 
 
 class GridSpec(BaseModel):
@@ -22,6 +35,9 @@ class GridSpec(BaseModel):
     grid_id: UUID
     name: str
     position: int = Field(ge=1)
+    atlas: KnownAtlas | None = None
+    """The grid's atlas from an earlier run of the session, with the squares found on it:
+    a restarted run reuses it instead of taking (and finding squares on) another."""
 
 
 # --- commands -------------------------------------------------------------------------------

@@ -21,6 +21,10 @@ from proto.bus.loghandler import BusLogHandler
 from proto.lease.amqp import AmqpLeases
 from proto.settings import AmqpSettings
 
+LINE_LIMIT = 64 * 2**20
+"""Longest command line read (asyncio's default is 64 KiB): a ``run.start`` carries the
+atlases and squares of a session's grids from earlier runs, about 150 kB per grid."""
+
 
 def parse(line: bytes) -> m.Message | None:
     key, _, body = line.decode().strip().partition(" ")
@@ -31,7 +35,7 @@ def parse(line: bytes) -> m.Message | None:
 async def main() -> None:
     settings = child_settings(dict(os.environ))
     logging.basicConfig(level=settings.log_level, stream=sys.stderr)
-    reader = asyncio.StreamReader()
+    reader = asyncio.StreamReader(limit=LINE_LIMIT)
     await asyncio.get_running_loop().connect_read_pipe(
         lambda: asyncio.StreamReaderProtocol(reader), sys.stdin
     )

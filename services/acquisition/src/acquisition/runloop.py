@@ -281,21 +281,15 @@ class RunLoop:
             )
         )
         self.safe_point()
-        self.info("acquiring the atlas of grid %s", grid.name)
-        atlas_id = uuid4()
-        expected = self._expect(atlas_id)
-        ref = await self.scope.atlas(grid, out)
-        await self.bus.publish(
-            m.AtlasAcquired(run_id=self.run_id, grid_id=grid.grid_id, atlas_id=atlas_id, image=ref)
-        )
-        squares = await self._await_finder(expected, f"squares on the atlas of grid {grid.name}")
-        chosen = self._pick(squares, self.settings.squares_per_grid, "square")
+        squares, imaged = await self._squares(grid, out)
+        chosen = self._pick(squares, self.settings.squares_per_grid, "square", skip=imaged)
         good = sum(1 for s in squares if s.cls == "good")
         self.info(
-            "%d squares found on grid %s (%d good); queued the best %d",
+            "%d squares on grid %s (%d good%s); queued the best %d",
             len(squares),
             grid.name,
             good,
+            f", {len(imaged)} imaged before" if imaged else "",
             len(chosen),
         )
         self.queue.add(chosen, grid.name)
@@ -325,14 +319,47 @@ class RunLoop:
         self.queue.clear_grid()
         await self.publish_queue()
 
+    async def _squares(
+        self, grid: m.GridSpec, out: Path
+    ) -> tuple[tuple[m.Target, ...], frozenset[UUID]]:
+        """The grid's squares, and those already imaged: from the atlas an earlier run took
+        (a restart neither takes another nor finds its squares again), else from a new one."""
+        known = grid.atlas
+        if known is not None and known.squares:
+            self.info(
+                "grid %s has an atlas from an earlier run (%d squares, %d imaged): reusing it",
+                grid.name,
+                len(known.squares),
+                len(known.imaged),
+            )
+            return known.squares, known.imaged
+        self.info("acquiring the atlas of grid %s", grid.name)
+        atlas_id = uuid4()
+        expected = self._expect(atlas_id)
+        ref = await self.scope.atlas(grid, out)
+        await self.bus.publish(
+            m.AtlasAcquired(run_id=self.run_id, grid_id=grid.grid_id, atlas_id=atlas_id, image=ref)
+        )
+        found = await self._await_finder(expected, f"squares on the atlas of grid {grid.name}")
+        return found, frozenset()
+
     def next_entry(self) -> Entry | None:
         """Ask the queue for the next target: this is where a soft stop takes effect."""
         self.safe_point()
         return self.queue.next()
 
-    def _pick(self, found: tuple[m.Target, ...], n: int, kind: str) -> list[m.Target]:
+    def _pick(
+        self,
+        found: tuple[m.Target, ...],
+        n: int,
+        kind: str,
+        skip: frozenset[UUID] = frozenset(),
+    ) -> list[m.Target]:
         self.known.update({t.target_id: t for t in found})
-        good = sorted((t for t in found if t.cls == "good"), key=lambda t: -t.score)
+        good = sorted(
+            (t for t in found if t.cls == "good" and t.target_id not in skip),
+            key=lambda t: -t.score,
+        )
         return good[:n]
 
     async def _acquire(self, entry: Entry, grid: m.GridSpec, out: Path, has_next: bool) -> None:

@@ -28,6 +28,7 @@ from session_api.audit import audit
 from session_api.auth import CurrentUser, Operator, Staff
 from session_api.db.models import Grid, Run, Session, Target
 from session_api.deps import BusDep, DbDep, LeasesDep, SettingsDep
+from session_api.grids import grid_specs
 from session_api.lookup import live_run_of, live_run_or_409, session_or_404
 from session_api.projection import apply_state
 from session_api.reconcile import is_alive
@@ -109,6 +110,7 @@ async def begin_run(
     ).all()
     if not grids:
         raise HTTPException(status.HTTP_409_CONFLICT, f"every grid of {session.name} is done")
+    specs = await grid_specs(db, grids)
     run_id, name, session_id = uuid.uuid4(), session.name, session.id
     claimed = await db.execute(
         update(Session)
@@ -142,7 +144,7 @@ async def begin_run(
         session_id=session.id,
         session_name=session.name,
         microscope_id=session.microscope_id,
-        grids=tuple(m.GridSpec(grid_id=g.id, name=g.name, position=g.position) for g in grids),
+        grids=specs,
         pause_between_grids=session.pause_between_grids,
         requested_by=user.username,
     )

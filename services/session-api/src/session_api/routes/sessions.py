@@ -195,7 +195,8 @@ async def get_logs(
 async def get_grid(
     session_id: uuid.UUID, grid_id: uuid.UUID, user: Viewer, db: DbDep
 ) -> GridDetail:
-    """A grid with its atlas and the squares found on it."""
+    """A grid with its atlas and the squares found on it (on its latest atlas: a grid whose
+    first atlas found no squares before its run ended has another)."""
     grid = await db.get(Grid, grid_id)
     if grid is None or grid.session_id != session_id:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no grid {grid_id} in session {session_id}")
@@ -203,7 +204,11 @@ async def get_grid(
     squares = (
         await db.scalars(
             select(Target)
-            .where(Target.grid_id == grid.id, Target.kind == "square")
+            .where(
+                Target.grid_id == grid.id,
+                Target.kind == "square",
+                Target.parent_id == grid.atlas_id,
+            )
             .order_by(Target.score.desc())
         )
     ).all()

@@ -1,0 +1,71 @@
+"""What a new run is told about each grid: an atlas an earlier run took, with its squares.
+
+A restarted session resumes: grids already done are left out (:func:`begin_run`), and a grid
+with an atlas gets it back with the squares found on it and those already imaged, so the run
+neither takes a second atlas (minutes at the scope, and a second set of squares on the same
+grid) nor images a square again by itself.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from proto import messages as m
+from session_api.db.models import Grid, Image, Target
+
+
+async def grid_specs(db: AsyncSession, grids: Sequence[Grid]) -> tuple[m.GridSpec, ...]:
+    atlas_ids = [g.atlas_id for g in grids if g.atlas_id is not None]
+    atlases = {
+        i.id: i for i in (await db.scalars(select(Image).where(Image.id.in_(atlas_ids)))).all()
+    }
+    squares: dict[uuid.UUID, list[Target]] = {a: [] for a in atlas_ids}
+    for t in (
+        await db.scalars(
+            select(Target).where(Target.kind == "square", Target.parent_id.in_(atlas_ids))
+        )
+    ).all():
+        squares[t.parent_id].append(t)
+    return tuple(
+        m.GridSpec(
+            grid_id=g.id,
+            name=g.name,
+            position=g.position,
+            atlas=_known(atlases[g.atlas_id], squares[g.atlas_id])
+            if g.atlas_id in atlases
+            else None,
+        )
+        for g in grids
+    )
+
+
+def _known(atlas: Image, squares: list[Target]) -> m.KnownAtlas:
+    return m.KnownAtlas(
+        atlas_id=atlas.id,
+        image=m.ImageRef(
+            path=atlas.path,
+            pixel_size_a=atlas.pixel_size_a,
+            shape=(atlas.height, atlas.width),
+            preview_path=atlas.preview_path,
+        ),
+        squares=tuple(
+            m.Target(
+                target_id=t.id,
+                kind="square",
+                grid_id=t.grid_id,
+                parent_id=t.parent_id,
+                y=t.y,
+                x=t.x,
+                size_px=t.size_px,
+                cls=t.cls,
+                score=t.score,
+                ice_nm=t.ice_nm,
+            )
+            for t in squares
+        ),
+        imaged=frozenset(t.id for t in squares if t.image_id is not None or t.status == "done"),
+    )
