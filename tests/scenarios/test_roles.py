@@ -71,6 +71,23 @@ async def test_role_matrix(system: System) -> None:
                 await client.post(f"/api/sessions/{session['id']}/stop")
     assert not failures, "\n".join(failures)
 
+    # every action refused for the role is audited (reads refused are not actions)
+    denied = sorted(
+        role
+        for method, _t, _b, least in ROUTES
+        for role in ROLES
+        if method != "GET" and role != "anonymous" and RANK[role] < RANK[least]
+    )
+    audit = (await system.clients["staff"].get("/api/audit", params={"limit": 1000})).json()
+    refused = [a for a in audit if a["outcome"] == "refused 403"]
+    assert sorted(a["username"] for a in refused) == denied
+    by = {(a["username"], a["action"]): a for a in refused}
+    kill = by["operator", "kill"]
+    assert kill["session_id"] == session["id"] and "staff role required" in kill["detail"]
+    assert by["operator", "remove-lock"]["target"] == "krios-2"
+    assert by["viewer", "start"]["session_id"] == session["id"]
+    assert by["operator", "dlq-purge"]["target"] == "processing.images"
+
 
 @pytest.mark.parametrize("system", [("memory", "sqlite")], indirect=True, ids=["memory-sqlite"])
 async def test_bad_input_gets_clear_errors(system: System) -> None:
@@ -79,6 +96,18 @@ async def test_bad_input_gets_clear_errors(system: System) -> None:
     assert r.status_code == 422
     fields = {tuple(e["loc"]) for e in r.json()["detail"]}
     assert ("body", "name") in fields and ("body", "grids") in fields
+    r = await op.post(
+        "/api/sessions",
+        json={"name": "x ", "microscope_id": "krios-1", "grids": ["a", "", "<b>", "g" * 65]},
+    )
+    assert r.status_code == 422
+    fields = {tuple(e["loc"]) for e in r.json()["detail"]}
+    assert fields == {
+        ("body", "name"),
+        ("body", "grids", 1),
+        ("body", "grids", 2),
+        ("body", "grids", 3),
+    }
     r = await op.post("/api/sessions", json={"name": "x", "microscope_id": "nope", "grids": ["a"]})
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "microscope_id"]
     r = await op.get(f"/api/sessions/{NIL}")

@@ -38,7 +38,7 @@ it), 422 invalid body (FastAPI's field list), 503 bus or broker unavailable.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -122,10 +122,16 @@ class LeaseReleaseResponse(_View):
 # --- sessions and runs ----------------------------------------------------------------------
 
 
+NAME = r"^[A-Za-z0-9](?:[A-Za-z0-9 _.\-]*[A-Za-z0-9_.\-])?$"
+"""A session's or grid's name: letters, digits, space, ``_ . -``; no space at either end."""
+
+GridName = Annotated[str, Field(min_length=1, max_length=64, pattern=NAME)]
+
+
 class SessionCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=120, pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.\-]*$")
+    name: str = Field(min_length=1, max_length=120, pattern=NAME)
     microscope_id: str = Field(min_length=1)
-    grids: list[str] = Field(min_length=1, max_length=12, description="grid names, in order")
+    grids: list[GridName] = Field(min_length=1, max_length=12, description="grid names, in order")
     pause_between_grids: bool = False
 
 

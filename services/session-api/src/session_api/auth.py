@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,6 +22,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proto.api import ROLE_RANK, Role
+from session_api.audit import audit
 from session_api.db.models import Token, User
 from session_api.db.types import utcnow
 from session_api.deps import DbDep, SettingsDep
@@ -120,15 +122,44 @@ async def current_user(request: Request, db: DbDep, settings: SettingsDep) -> Cu
     return CurrentUser(user.id, user.username, user.role)  # type: ignore[arg-type]
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def audit_denied(request: Request, username: str, detail: str) -> None:
+    """An action refused for the user's role is audited like any other refusal: the route's
+    name as the action (``force_start`` → ``force-start``; routes whose audited action is
+    named otherwise carry that name), ``refused 403`` as the outcome."""
+    route = request.scope.get("route")
+    action = getattr(route, "name", request.url.path).replace("_", "-")
+    params = request.path_params
+    raw = params.get("session_id")
+    try:
+        session_id = uuid.UUID(str(raw)) if raw is not None else None
+    except ValueError:
+        session_id = None
+    target = params.get("microscope_id") or params.get("queue")
+    await audit(
+        request,
+        username,
+        action,
+        "refused 403",
+        session_id=session_id,
+        target=str(target) if target else None,
+        detail=detail,
+    )
+
+
 def require(role: Role) -> Callable[..., Coroutine[Any, Any, CurrentUser]]:
     """A dependency that answers 403 unless the user has at least ``role``."""
 
-    async def check(user: Annotated[CurrentUser, Depends(current_user)]) -> CurrentUser:
+    async def check(
+        request: Request, user: Annotated[CurrentUser, Depends(current_user)]
+    ) -> CurrentUser:
         if not user.at_least(role):
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN,
-                f"{role} role required; {user.username} is {user.role}",
-            )
+            detail = f"{role} role required; {user.username} is {user.role}"
+            if request.method not in SAFE_METHODS:
+                await audit_denied(request, user.username, detail)
+            raise HTTPException(status.HTTP_403_FORBIDDEN, detail)
         return user
 
     return check

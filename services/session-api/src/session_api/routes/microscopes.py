@@ -24,7 +24,7 @@ async def list_microscopes(user: Viewer, db: DbDep) -> list[MicroscopeView]:
     return [await microscope_view(db, row) for row in rows]
 
 
-@router.post("/{microscope_id}/lease/release")
+@router.post("/{microscope_id}/lease/release", name="remove-lock")
 async def release_lease(
     microscope_id: str, request: Request, user: Staff, db: DbDep, bus: BusDep, leases: LeasesDep
 ) -> LeaseReleaseResponse:

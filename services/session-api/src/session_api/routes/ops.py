@@ -87,7 +87,7 @@ async def dead_letters(
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
 
 
-@router.post("/dead-letters/{queue}/{key}/replay")
+@router.post("/dead-letters/{queue}/{key}/replay", name="dlq-replay")
 async def replay(
     queue: WorkQueue, key: Key, request: Request, user: Staff, bus: BusDep
 ) -> DeadLetterAction:
@@ -95,7 +95,7 @@ async def replay(
     return await _act(request, user.username, bus, queue, key, "replayed")
 
 
-@router.post("/dead-letters/{queue}/{key}/discard")
+@router.post("/dead-letters/{queue}/{key}/discard", name="dlq-discard")
 async def discard(
     queue: WorkQueue, key: Key, request: Request, user: Staff, bus: BusDep
 ) -> DeadLetterAction:
@@ -103,7 +103,7 @@ async def discard(
     return await _act(request, user.username, bus, queue, key, "discarded")
 
 
-@router.post("/dead-letters/{queue}/purge")
+@router.post("/dead-letters/{queue}/purge", name="dlq-purge")
 async def purge(queue: WorkQueue, request: Request, user: Staff, bus: BusDep) -> DeadLetterAction:
     """Drop every letter of ``dlq.<queue>``."""
     try:
