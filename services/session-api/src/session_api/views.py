@@ -159,16 +159,27 @@ async def microscope_view(db: AsyncSession, m: Microscope) -> api.MicroscopeView
     )
 
 
+RATE_MIN_S = 60.0
+"""The shortest span a rate is taken over: a run's first exposure, seconds after its start,
+is not thousands per hour."""
+
+
 async def exposures_per_hour(db: AsyncSession, microscope_id: str, minutes: float = 15) -> float:
-    """Exposures of this microscope's runs over the last ``minutes``, scaled to one hour."""
-    since = utcnow() - timedelta(minutes=minutes)
+    """The live run's exposures per hour over the last ``minutes`` (since it started, when
+    that is later: its first minutes are not diluted by idle time before it); 0 with no live
+    run, as an idle scope takes none, whatever its last run took a minute ago."""
+    run = await live_run_on(db, microscope_id)
+    if run is None:
+        return 0.0
+    now = utcnow()
+    since = max(now - timedelta(minutes=minutes), run.started_at)
     n = await db.scalar(
         select(func.count())
         .select_from(Exposure)
-        .join(Run, Run.id == Exposure.run_id)
-        .where(Run.microscope_id == microscope_id, Exposure.acquired_at >= since)
+        .where(Exposure.run_id == run.id, Exposure.acquired_at >= since)
     )
-    return round(float(n or 0) * 60 / minutes, 1)
+    hours = max((now - since).total_seconds(), RATE_MIN_S) / 3600
+    return round(float(n or 0) / hours, 1)
 
 
 def image_view(image: Image) -> api.ImageView:
