@@ -25,6 +25,9 @@ async def test_staff_sees_queues_workers_and_operates_dead_letters(system: Syste
     fresh = await system.wait_for(
         m.WorkerHeartbeat, lambda e: e.service == "processing", after=beat
     )
+    await system.wait_for(  # session-api counts what it projected
+        m.WorkerHeartbeat, lambda e: e.service == "session-api" and e.handled > 0, after=beat
+    )
     staff = system.clients["staff"]
 
     ops = (await staff.get("/api/ops")).json()
@@ -40,7 +43,8 @@ async def test_staff_sees_queues_workers_and_operates_dead_letters(system: Syste
     assert queues["processing.images"]["consumers"] >= 1
     assert queues["processing.images"]["dead_letters"] >= 1
     workers = {w["service"]: w for w in ops["workers"]}
-    assert {"acquisition", "processing"} <= set(workers)
+    assert {"acquisition", "processing", "session-api"} <= set(workers)
+    assert workers["session-api"]["handled"] > 0
     assert datetime.fromisoformat(workers["processing"]["seen_at"]) >= fresh.sent_at
     letters = [x for x in ops["dead_letters"] if x["queue"] == "processing.images"]
     assert letters and all(x["reason"].startswith("CorruptImage") for x in letters)

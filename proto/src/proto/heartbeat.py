@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import socket
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -25,19 +26,26 @@ HEARTBEAT_S = 10.0
 
 
 class CountingObserver:
-    """Counts the deliveries a process handled (outcome ``ok``), passing everything on."""
+    """Counts the deliveries a process handled (outcome ``ok``) per queue, passing everything
+    on."""
 
     def __init__(self, inner: BusObserver | None = None) -> None:
         self.inner: BusObserver = inner or NullObserver()
-        self.count = 0
+        self.by_queue: Counter[str] = Counter()
 
     def published(self, exchange: str) -> None:
         self.inner.published(exchange)
 
     def handled(self, queue: str, outcome: Outcome, seconds: float) -> None:
         if outcome == "ok":
-            self.count += 1
+            self.by_queue[queue] += 1
         self.inner.handled(queue, outcome, seconds)
+
+    def count_for(self, service: str) -> int:
+        """Deliveries from ``service``'s queues (``<service>.…``, ``transient.<service>…``):
+        what that service handled, also where services share a process and its bus."""
+        own = (f"{service}.", f"transient.{service}")
+        return sum(n for queue, n in self.by_queue.items() if queue.startswith(own))
 
 
 @asynccontextmanager
@@ -66,7 +74,7 @@ async def heartbeats(
             pid=os.getpid(),
             started_at=started,
             interval_s=interval_s,
-            handled=counter.count if counter else 0,
+            handled=counter.count_for(service) if counter else 0,
         )
         try:
             await bus.publish(message)

@@ -162,6 +162,7 @@ async def _reconcile(
                     pid=os.getpid(),
                     started_at=started,
                     interval_s=settings.reconcile_interval_s,
+                    handled=projector.handled,
                 )
             )
             ended = await reconcile_once(

@@ -49,6 +49,9 @@ class Projector:
         self.listeners: list[Listener] = []
         self.beats: dict[str, datetime] = {}
         """When each worker instance sent its newest projected heartbeat."""
+        self.handled = 0
+        """Events and log records taken (projected, or known already): session-api's own
+        heartbeat reports it, as the other services report their deliveries handled."""
         self._handlers: dict[type[m.Message], Callable[[AsyncSession, Any], Awaitable[None]]] = {
             m.MicroscopeReported: self._microscope,
             m.LeaseGranted: self._lease_granted,
@@ -78,12 +81,14 @@ class Projector:
             async with self._lock, self._sessions() as db:
                 if not isinstance(message, m.RunHeartbeatSent | m.WorkerHeartbeat):
                     if await db.get(Processed, message.message_id) is not None:
+                        self.handled += 1
                         return
                     db.add(Processed(message_id=message.message_id))
                 await handler(db, message)
                 await db.commit()
             if isinstance(message, m.WorkerHeartbeat):
                 self.beats[message.instance] = message.sent_at
+        self.handled += 1
         for listener in self.listeners:
             await listener(message)
 
@@ -115,7 +120,9 @@ class Projector:
                 await db.commit()
             except IntegrityError:
                 await db.rollback()
+                self.handled += 1
                 return
+        self.handled += 1
         for listener in self.listeners:
             await listener(record)
 
