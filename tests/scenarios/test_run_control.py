@@ -200,6 +200,7 @@ async def test_a_restarted_session_reuses_its_grids_atlas_and_squares(system: Sy
     first = await system.start(sid)
     atlas = await system.wait_for(m.AtlasAcquired, lambda e: e.run_id == first)
     await system.wait_for(m.SquaresFound, lambda e: e.run_id == first)
+    holes = await system.wait_for(m.HolesFound, lambda e: e.run_id == first)
     await system.wait_for(m.ExposureAcquired, lambda e: e.run_id == first)
     await op.post(f"/api/sessions/{sid}/stop")
     await system.ended(first)
@@ -217,6 +218,15 @@ async def test_a_restarted_session_reuses_its_grids_atlas_and_squares(system: Sy
     square = await system.wait_for(m.SquareAcquired, lambda e: e.run_id == second, after=mark)
     assert square.square_id not in imaged_before
     assert square.square_id in {uuid.UUID(s["id"]) for s in before["squares"]}
+    # a hole the first run found (on a square this run will not visit) can still be queued
+    hole = holes.holes[-1].target_id
+    r = await op.post(f"/api/sessions/{sid}/targets", json={"target_ids": [str(hole)]})
+    assert r.status_code == 202, r.text
+    await system.wait_for(
+        m.QueueUpdated,
+        lambda e: e.run_id == second and any(i.target_id == hole for i in e.items),
+        after=mark,
+    )
     await system.wait_for(m.ExposureAcquired, lambda e: e.run_id == second, after=mark)
     assert not any(
         isinstance(e, m.AtlasAcquired | m.SquaresFound) and e.run_id == second

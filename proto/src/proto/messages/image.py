@@ -191,6 +191,9 @@ class AddTargets(RunMessage):
 
     target_ids: tuple[UUID, ...]
     requested_by: str
+    targets: tuple[Target, ...] = ()
+    """The targets themselves, so that a run knows those an earlier run of the session found
+    (a hole on a square imaged before a restart)."""
 
 
 class RemoveTargets(RunMessage):

@@ -66,6 +66,8 @@ async def _on_stop(run: RunLoop, command: m.StopRun) -> None:
 
 
 async def _on_targets(run: RunLoop, command: m.AddTargets | m.RemoveTargets) -> None:
+    if isinstance(command, m.AddTargets):
+        run.known.update({t.target_id: t for t in command.targets if t.target_id not in run.known})
     ids = set(command.target_ids)
     unknown = [i for i in ids if i not in run.known]
     if unknown:

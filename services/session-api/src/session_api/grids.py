@@ -52,20 +52,22 @@ def _known(atlas: Image, squares: list[Target]) -> m.KnownAtlas:
             shape=(atlas.height, atlas.width),
             preview_path=atlas.preview_path,
         ),
-        squares=tuple(
-            m.Target(
-                target_id=t.id,
-                kind="square",
-                grid_id=t.grid_id,
-                parent_id=t.parent_id,
-                y=t.y,
-                x=t.x,
-                size_px=t.size_px,
-                cls=t.cls,
-                score=t.score,
-                ice_nm=t.ice_nm,
-            )
-            for t in squares
-        ),
+        squares=tuple(target_message(t) for t in squares),
         imaged=frozenset(t.id for t in squares if t.image_id is not None or t.status == "done"),
+    )
+
+
+def target_message(t: Target) -> m.Target:
+    """A stored square or hole as the run is told of it."""
+    return m.Target(
+        target_id=t.id,
+        kind="hole" if t.kind == "hole" else "square",
+        grid_id=t.grid_id,
+        parent_id=t.parent_id,
+        y=t.y,
+        x=t.x,
+        size_px=t.size_px,
+        cls=t.cls,
+        score=t.score,
+        ice_nm=t.ice_nm,
     )

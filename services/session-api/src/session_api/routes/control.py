@@ -28,7 +28,7 @@ from session_api.audit import audit
 from session_api.auth import CurrentUser, Operator, Staff
 from session_api.db.models import Grid, Run, Session, Target
 from session_api.deps import BusDep, DbDep, LeasesDep, SettingsDep
-from session_api.grids import grid_specs
+from session_api.grids import grid_specs, target_message
 from session_api.lookup import live_run_of, live_run_or_409, session_or_404
 from session_api.projection import apply_state
 from session_api.reconcile import is_alive
@@ -257,14 +257,12 @@ async def _targets(
     ) as act:
         session = await session_or_404(db, session_id)
         wanted = set(body.target_ids)
-        known = set(
-            (
-                await db.scalars(
-                    select(Target.id).where(Target.session_id == session.id, Target.id.in_(wanted))
-                )
-            ).all()
-        )
-        if missing := wanted - known:
+        rows = (
+            await db.scalars(
+                select(Target).where(Target.session_id == session.id, Target.id.in_(wanted))
+            )
+        ).all()
+        if missing := wanted - {t.id for t in rows}:
             raise HTTPException(
                 status.HTTP_404_NOT_FOUND,
                 f"no target {', '.join(sorted(map(str, missing)))} in session {session.name}",
@@ -273,7 +271,12 @@ async def _targets(
         act.run_id, act.target = run.id, ",".join(sorted(map(str, wanted)))
         ids = tuple(body.target_ids)
         message: m.Message = (
-            m.AddTargets(run_id=run.id, target_ids=ids, requested_by=user.username)
+            m.AddTargets(
+                run_id=run.id,
+                target_ids=ids,
+                requested_by=user.username,
+                targets=tuple(target_message(t) for t in rows),
+            )
             if add
             else m.RemoveTargets(run_id=run.id, target_ids=ids, requested_by=user.username)
         )
