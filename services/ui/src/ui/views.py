@@ -158,18 +158,19 @@ def popups(ctx: SessionContext) -> list[Popup]:
     run, session, holder = ctx.run, ctx.session, ctx.holder
     ended = run is not None and run.state is RunState.ENDED
     if run is not None and ended and run.exit_reason is ExitReason.LOCKED:
-        who = f"session {holder.session_name}" if holder else "another session"
+        # what the run found when it tried (its detail names the holder then); who holds the
+        # scope now is the next notice's, live
+        why = run.detail or f"{session.microscope_name} was locked by another session"
         out.append(
             Popup(
                 "locked",
                 "warning",
                 "Scope locked",
-                f"Run {run.number} did not start: {session.microscope_name} is locked by {who}."
-                + (f" {run.detail}" if run.detail else ""),
-                _holder_links(holder, session) if holder else (),
+                f"Run {run.number} did not start: {why}."
+                + (f" {session.microscope_name} is free now." if holder is None else ""),
             )
         )
-    elif holder is not None and holder.session_id != session.id:
+    if holder is not None and holder.session_id != session.id:
         out.append(
             Popup(
                 "lock",
