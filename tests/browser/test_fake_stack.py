@@ -218,15 +218,90 @@ async def test_follow_stops_when_scrolled_up(fake_stack: FakeStack, browser: Bro
         await stack.fake.log(stack.session, "acquisition", f"line {i}")
     await expect(page.locator("#log-acquisition li")).to_have_count(81)
     box = page.locator(".logpanel[data-panel=acquisition] .log-scroll")
-    await box.evaluate("b => { b.scrollTop = 0; b.dispatchEvent(new Event('scroll')); }")
     follow = page.locator(".logpanel[data-panel=acquisition] .follow")
+    await box.hover()
+    await page.mouse.wheel(0, -400)  # the reader's wheel, over the box
     await expect(follow).to_have_attribute("aria-pressed", "false")
+    await page.wait_for_function(
+        "() => document.querySelector('.logpanel[data-panel=acquisition] .log-scroll')"
+        ".scrollTop > 0"
+    )
+    top = await box.evaluate("b => b.scrollTop")
     await stack.fake.log(stack.session, "acquisition", "more")
     await expect(page.locator("#log-acquisition li")).to_have_count(82)
-    assert await box.evaluate("b => b.scrollTop") == 0
+    assert await box.evaluate("b => b.scrollTop") == top
     await follow.click()
     await expect(follow).to_have_attribute("aria-pressed", "true")
     assert await box.evaluate("b => b.scrollHeight - b.scrollTop - b.clientHeight < 24")
+    await box.hover()
+    await page.mouse.down()  # a drag (headless Chromium draws no scrollbar: move it here)
+    await box.evaluate("b => { b.scrollTop = 0; }")
+    await expect(follow).to_have_attribute("aria-pressed", "false")
+    await page.mouse.up()
+    await follow.click()
+    await expect(follow).to_have_attribute("aria-pressed", "true")
+    await box.focus()
+    await page.keyboard.press("PageUp")  # and the keyboard
+    await expect(follow).to_have_attribute("aria-pressed", "false")
+
+
+async def test_follow_survives_lines_that_outrun_the_scroll_event(
+    fake_stack: FakeStack, browser: Browser
+) -> None:
+    """The page scrolls a following box to the newest line; the scroll event fires a frame
+    later, when more lines may have come (a busy or backgrounded page). That event is the
+    page's own, not the reader's: the box keeps following and ends at the newest line."""
+    stack = fake_stack
+    page = await open_session(browser, stack, "operator")
+    await page.get_by_role("button", name="Start", exact=True).click()
+    await expect(page.locator("#log-acquisition")).to_contain_text("run 1 started")
+    for i in range(40):
+        await stack.fake.log(stack.session, "acquisition", f"line {i}")
+    await expect(page.locator("#log-acquisition li")).to_have_count(41)
+    await page.evaluate(
+        """async () => {
+            const page = document.querySelector('[sse-connect]');
+            const src = page['htmx-internal-data'].sseEventSource;
+            const line = document.querySelector('#log-acquisition').lastElementChild.outerHTML;
+            let k = 0;
+            const batch = () => {
+                let html = '';
+                for (let i = 0; i < 20; i++) {
+                    k++;
+                    html += line.replace(/id="[^"]*"/, `id="l-race-${k}"`)
+                        .replace(/(<span class="txt">)[^<]*/, `$1race ${k}`);
+                }
+                src.dispatchEvent(new MessageEvent('log-acquisition', {data: html}));
+            };
+            const frame = () => new Promise(r => requestAnimationFrame(r));
+            for (let f = 0; f < 10; f++) {
+                batch();        // the next frame scrolls the box to its newest line ...
+                await frame();  // ... (that frame's callbacks: the page's scroll, then this)
+                batch();        // ... and these lines come before that scroll's event
+            }
+        }"""
+    )
+    await expect(page.locator("#log-acquisition li")).to_have_count(441)
+    follow = page.locator(".logpanel[data-panel=acquisition] .follow")
+    await expect(follow).to_have_attribute("aria-pressed", "true")
+    box = page.locator(".logpanel[data-panel=acquisition] .log-scroll")
+    at_bottom = "b => b.scrollHeight - b.scrollTop - b.clientHeight < 24"
+    await page.wait_for_function(at_bottom, arg=await box.element_handle())
+
+
+async def test_leaving_a_live_page_logs_no_error(fake_stack: FakeStack, browser: Browser) -> None:
+    page = await open_session(browser, fake_stack, "operator")
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    await page.get_by_role("link", name="Facility", exact=True).click()
+    await page.wait_for_url(f"{fake_stack.url}/")
+    await stream_open(page)
+    assert errors == []
+    await page.go_back()  # live again, whether or not it came from the back-forward cache
+    await page.wait_for_url(f"{fake_stack.url}/sessions/{fake_stack.session.id}")
+    await stream_open(page)
+    await fake_stack.fake.log(fake_stack.session, "acquisition", "back again")
+    await expect(page.locator("#log-acquisition")).to_contain_text("back again")
 
 
 async def test_level_filter_hides_info(fake_stack: FakeStack, browser: Browser) -> None:

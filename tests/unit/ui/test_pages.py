@@ -125,7 +125,7 @@ async def test_refusals_show_the_api_detail(
     r = await ui.post(f"/sessions/{world.session.id}/start", headers={"HX-Request": "true"})
     assert r.status_code == status and r.headers["HX-Reswap"] == "innerHTML"
     expected = "run 3 is running" if status == 409 else "enabled: Input should be a valid boolean"
-    assert expected in r.text and "Refused" in r.text
+    assert expected in r.text and "<strong>Refused:</strong>" in r.text
 
 
 async def test_second_start_is_a_conflict(ui: httpx.AsyncClient, world: World) -> None:
@@ -138,7 +138,42 @@ async def test_second_start_is_a_conflict(ui: httpx.AsyncClient, world: World) -
 async def test_unknown_session_is_a_404_page(ui: httpx.AsyncClient, world: World) -> None:
     await login(ui, "viewer")
     r = await ui.get("/sessions/00000000-0000-0000-0000-000000000000")
-    assert r.status_code == 404 and "Not found" in r.text
+    assert r.status_code == 404 and '<h1 id="h-error">Not found</h1>' in r.text
+
+
+async def test_a_bad_url_is_a_422_page(ui: httpx.AsyncClient, world: World) -> None:
+    await login(ui, "viewer")
+    r = await ui.get("/sessions/not-a-uuid")
+    assert r.status_code == 422 and r.headers["content-type"].startswith("text/html")
+    assert '<h1 id="h-error">Refused</h1>' in r.text
+    assert "session_id: Input should be a valid UUID" in r.text
+    assert 'class="username">viewer<' in r.text, "the page keeps its top bar"
+
+
+@pytest.mark.parametrize(
+    ("action", "form", "field"),
+    [
+        ("pause-between-grids", {"enabled": "maybe"}, "enabled"),
+        ("decision", {"choice": "x"}, "choice"),
+    ],
+)
+async def test_a_bad_control_value_is_a_422_message(
+    ui: httpx.AsyncClient, world: World, action: str, form: dict[str, str], field: str
+) -> None:
+    await login(ui, "operator")
+    r = await ui.post(
+        f"/sessions/{world.session.id}/{action}", data=form, headers={"HX-Request": "true"}
+    )
+    assert r.status_code == 422 and r.headers["content-type"].startswith("text/html")
+    assert r.headers["HX-Retarget"] == "#messages" and r.headers["HX-Reswap"] == "innerHTML"
+    assert '<p class="message refused" role="alert">' in r.text
+    assert "<strong>Refused:</strong>" in r.text and f"{field}: Input should be" in r.text
+    assert not [path for _, path in world.fake.calls if path.endswith(action)], "never sent"
+
+
+async def test_a_bad_url_still_asks_to_log_in_first(ui: httpx.AsyncClient) -> None:
+    r = await ui.get("/sessions/not-a-uuid")
+    assert r.status_code == 303 and r.headers["location"].startswith("/login")
 
 
 async def test_api_down_is_a_503_page(ui: httpx.AsyncClient, world: World) -> None:
@@ -197,8 +232,18 @@ async def test_lock_warning_links_the_holder(ui: httpx.AsyncClient, world: World
     assert "Scope in use" in page
     assert f'href="/sessions/{world.session.id}">Go to session apoferritin 2025-03' in page
     r = await ui.post(f"/sessions/{world.other.id}/start", headers={"HX-Request": "true"})
-    assert "Scope locked" in r.text and "is locked by session apoferritin" in r.text
+    assert "Scope locked" in r.text
+    # said once, as the run found it (it was said twice, the second time from the run's detail)
+    locked = "did not start: microscope Krios 1 is locked by session apoferritin 2025-03."
+    assert locked in r.text
     assert ">locked<" in r.text
+    assert "Scope in use" in r.text, "who holds the scope now is still shown, with its link"
+    assert "is free now" not in r.text
+    await ui.post(f"/sessions/{world.session.id}/stop", headers={"HX-Request": "true"})
+    await world.fake.set_state(world.session, RunState.ENDED, ExitReason.STOPPED)
+    page = (await ui.get(f"/sessions/{world.other.id}")).text
+    assert "Scope locked" in page and "Krios 1 is free now." in page
+    assert "Scope in use" not in page
 
 
 async def test_lost_and_killed_runs(ui: httpx.AsyncClient, world: World) -> None:

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import httpx
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from proto.bus.base import Bus
 from ui.auth import COOKIE, LoginRequired, login_url
-from ui.client import ApiError, NotLoggedIn
+from ui.client import ApiError, NotLoggedIn, Rejected, field_errors
 from ui.deps import is_htmx, render
 from ui.hub import Hubs
 from ui.metrics import UiBusObserver
@@ -115,18 +116,29 @@ def _errors(app: FastAPI) -> None:
             page = request.headers.get("HX-Current-URL")
             path = request.url.path if page is None else httpx.URL(page).raw_path.decode()
             return _to_login(request, path)
-        user = getattr(request.state, "user", None)
-        if is_htmx(request):
-            return render(
-                request,
-                "partials/_message.html",
-                {"error": exc, "user": user},
-                status_code=exc.status or 502,
-                headers={"HX-Retarget": "#messages", "HX-Reswap": "innerHTML"},
-            )
+        return _error_answer(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        # a bad path, query or form value (a hand-typed URL, a forged form): refused as
+        # session-api's 422 is, not FastAPI's JSON (htmx would swap that into the page)
+        return _error_answer(request, Rejected(field_errors(exc.errors()), 422))
+
+
+def _error_answer(request: Request, exc: ApiError) -> Response:
+    """The error page, or for htmx the message the page shows in its message area."""
+    user = getattr(request.state, "user", None)
+    if is_htmx(request):
         return render(
             request,
-            "pages/error.html",
+            "partials/_message.html",
             {"error": exc, "user": user},
             status_code=exc.status or 502,
+            headers={"HX-Retarget": "#messages", "HX-Reswap": "innerHTML"},
         )
+    return render(
+        request,
+        "pages/error.html",
+        {"error": exc, "user": user},
+        status_code=exc.status or 502,
+    )

@@ -7,7 +7,7 @@ the pages turn into a redirect (401), a role message (403) or the API's ``detail
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 from uuid import UUID
@@ -71,6 +71,25 @@ class Unavailable(ApiError):
     status = 503
 
 
+_PARTS = frozenset({"body", "path", "query", "header", "cookie"})
+
+
+def field_errors(errors: Sequence[Any]) -> str:
+    """FastAPI's 422 field list in words, ``enabled: Input should be a valid boolean; …``
+    (without the part of the request, body or path, that held the field)."""
+    parts = []
+    for err in errors:
+        if isinstance(err, dict):
+            loc = [str(x) for x in err.get("loc", ())]
+            if loc and loc[0] in _PARTS:
+                loc = loc[1:]
+            msg = str(err.get("msg", ""))
+            parts.append(f"{'.'.join(loc)}: {msg}" if loc else msg)
+        else:
+            parts.append(str(err))
+    return "; ".join(parts) or "invalid request"
+
+
 def _detail(response: httpx.Response) -> str:
     try:
         body: Any = response.json()
@@ -78,14 +97,7 @@ def _detail(response: httpx.Response) -> str:
         return response.text[:300] or response.reason_phrase
     detail = body.get("detail") if isinstance(body, dict) else body
     if isinstance(detail, list):  # FastAPI's 422 field list
-        parts = []
-        for err in detail:
-            if isinstance(err, dict):
-                loc = ".".join(str(x) for x in err.get("loc", ()) if x != "body")
-                parts.append(f"{loc}: {err.get('msg', '')}" if loc else str(err.get("msg", "")))
-            else:
-                parts.append(str(err))
-        return "; ".join(parts) or "invalid request"
+        return field_errors(detail)
     return str(detail) if detail is not None else response.reason_phrase
 
 

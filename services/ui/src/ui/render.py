@@ -105,6 +105,13 @@ def reason_label(reason: ExitReason | str | None) -> str:
     return str(reason) if reason else "—"
 
 
+def count_label(key: str) -> str:
+    """A queue counter's words: ``squares_queued`` → ``squares queued``. The statuses
+    (``done``, ``queued``) and ``exposures`` are words already; a key added later reads the
+    same way."""
+    return key.replace("_", " ")
+
+
 def img(url: str | None) -> str:
     """session-api's image URL as the ui serves it (``/api/images/x.png`` → ``/images/x.png``)."""
     if not url:
@@ -132,6 +139,7 @@ def make_templates() -> Jinja2Templates:
         "state_label": state_label,
         "reason_label": reason_label,
         "img": img,
+        "count_label": count_label,
     }
     env.filters.update(filters)
     return templates

@@ -7,15 +7,36 @@
   var dismissed = {};         // pop-up keys the reader closed
   try { dismissed = JSON.parse(sessionStorage.getItem("gp-dismissed") || "{}"); } catch (e) { dismissed = {}; }
 
+  var sources = [];           // this page's EventSources (reconnects make new ones)
   // Reconnects made by htmx (after the browser gave up) carry the cursor as a query
   // parameter; the browser's own reconnects send it as Last-Event-ID.
   htmx.createEventSource = function (url) {
     var u = new URL(url, window.location.href);
     if (cursor) { u.searchParams.set("cursor", cursor); }
-    return new EventSource(u.toString(), { withCredentials: true });
+    var src = new EventSource(u.toString(), { withCredentials: true });
+    sources = sources.filter(function (s) { return s.readyState !== EventSource.CLOSED; });
+    sources.push(src);
+    return src;
   };
+  // Leaving the page closes its streams: cut by the browser instead, each would be reported
+  // by the sse extension as an error ("[object Event]" in the console). A page brought back
+  // from the back-forward cache has no stream then, and what it shows is old: load it again.
+  window.addEventListener("pagehide", function () {
+    sources.forEach(function (s) { s.close(); });
+  });
+  window.addEventListener("pageshow", function (evt) {
+    if (evt.persisted && sources.length) { window.location.reload(); }
+  });
 
   function atBottom(box) { return box.scrollHeight - box.scrollTop - box.clientHeight < 24; }
+
+  // The page's own scrolling: to the newest line. Its scroll event comes a frame later; the
+  // position set here is what that event is compared with (see "scroll" below).
+  var lastTop = new WeakMap();  // log box → scrollTop the page set or the last scroll event saw
+  function toBottom(box) {
+    box.scrollTop = box.scrollHeight;
+    lastTop.set(box, box.scrollTop);
+  }
 
   function panelOf(el) { return el.closest(".logpanel"); }
 
@@ -23,7 +44,7 @@
     panel.dataset.follow = on ? "1" : "0";
     var b = panel.querySelector(".follow");
     if (b) { b.setAttribute("aria-pressed", on ? "true" : "false"); b.textContent = on ? "Following" : "Follow"; }
-    if (on) { var box = panel.querySelector(".log-scroll"); box.scrollTop = box.scrollHeight; }
+    if (on) { toBottom(panel.querySelector(".log-scroll")); }
   }
 
   function trim(list, max) {
@@ -61,7 +82,7 @@
       if (panel && panel.dataset.follow !== "0") {
         // trimmed only while following: a reader scrolled up keeps their place (to 2 × MAX)
         trim(list, MAX_LINES);
-        var box = panel.querySelector(".log-scroll"); box.scrollTop = box.scrollHeight;
+        toBottom(panel.querySelector(".log-scroll"));
       }
       list.dataset.count = String(list.children.length);
     });
@@ -124,12 +145,47 @@
     document.documentElement.dataset.stream = "down";
   });
 
+  // Only the reader leaves follow: a wheel turned up or an up key on the box, or a drag
+  // (scrollbar, finger) that moves it up. The page's own scrolling never does: its scroll
+  // event fires a frame later, by when more lines may have come and the box is no longer at
+  // the bottom (a busy or backgrounded page); a layout change may move the box too.
+  var UP_KEYS = { ArrowUp: 1, PageUp: 1, Home: 1 };
+  var held = null;  // the log box a pointer or finger is down on
+  function logBox(el) { return el && el.closest ? el.closest(".log-scroll") : null; }
+  function leaveFollow(box) {
+    var panel = panelOf(box);
+    if (panel.dataset.follow !== "0") { setFollow(panel, false); }
+  }
+  document.addEventListener("wheel", function (evt) {
+    var box = logBox(evt.target);
+    if (box && evt.deltaY < 0 && box.scrollTop > 0) { leaveFollow(box); }
+  }, { capture: true, passive: true });
+  document.addEventListener("keydown", function (evt) {
+    var box = logBox(evt.target);
+    if (box && UP_KEYS[evt.key] && box.scrollTop > 0) { leaveFollow(box); }
+  }, true);
+  function hold(evt) { held = logBox(evt.target); }
+  function release() { held = null; }
+  document.addEventListener("pointerdown", hold, true);
+  document.addEventListener("touchstart", hold, { capture: true, passive: true });
+  document.addEventListener("pointerup", release, true);
+  document.addEventListener("touchend", release, true);
+  document.addEventListener("touchcancel", release, true);
+
   document.addEventListener("scroll", function (evt) {
     var box = evt.target;
     if (!box.classList || !box.classList.contains("log-scroll")) { return; }
     var panel = panelOf(box);
-    var follow = atBottom(box);
-    if ((panel.dataset.follow !== "0") !== follow) { setFollow(panel, follow); }
+    var top = box.scrollTop, before = lastTop.get(box);
+    lastTop.set(box, top);
+    if (before === undefined) { return; }
+    if (panel.dataset.follow === "0") {
+      // the reader came back down (a page not following never scrolls; a smooth scroll up
+      // that has only just begun is still at the bottom, and moving up)
+      if (top > before && atBottom(box)) { setFollow(panel, true); }
+    } else if (held === box && top < before && !atBottom(box)) {
+      leaveFollow(box);
+    }
   }, true);
 
   document.addEventListener("click", function (evt) {
