@@ -40,7 +40,10 @@ async def test_force_kill_ends_killed_frees_the_lease_and_start_works_at_once(
     assert (await system.ended(again)).exit_reason == "stopped"
     audit = (await system.clients["staff"].get("/api/audit", params={"session_id": sid})).json()
     kills = [a for a in audit if a["action"] == "kill"]
-    assert {(a["username"], a["outcome"]) for a in kills} == {("staff", "ok")}
+    assert {(a["username"], a["outcome"]) for a in kills} == {
+        ("operator", "refused 403"),
+        ("staff", "ok"),
+    }
 
 
 @SLOW
