@@ -209,14 +209,21 @@ async def test_reconnect_loses_no_line(fake_stack: FakeStack, browser: Browser) 
     assert texts == ["run 1 started"] + [f"line {i}" for i in range(12)]
 
 
-async def test_follow_stops_when_scrolled_up(fake_stack: FakeStack, browser: Browser) -> None:
-    stack = fake_stack
+async def running_with_lines(browser: Browser, stack: FakeStack, n: int) -> Page:
+    """An operator's session page with a run started and ``n`` acquisition lines after its
+    first."""
     page = await open_session(browser, stack, "operator")
     await page.get_by_role("button", name="Start", exact=True).click()
     await expect(page.locator("#log-acquisition")).to_contain_text("run 1 started")
-    for i in range(80):
+    for i in range(n):
         await stack.fake.log(stack.session, "acquisition", f"line {i}")
-    await expect(page.locator("#log-acquisition li")).to_have_count(81)
+    await expect(page.locator("#log-acquisition li")).to_have_count(n + 1)
+    return page
+
+
+async def test_follow_stops_when_scrolled_up(fake_stack: FakeStack, browser: Browser) -> None:
+    stack = fake_stack
+    page = await running_with_lines(browser, stack, 80)
     box = page.locator(".logpanel[data-panel=acquisition] .log-scroll")
     follow = page.locator(".logpanel[data-panel=acquisition] .follow")
     await box.hover()
@@ -251,13 +258,7 @@ async def test_follow_survives_lines_that_outrun_the_scroll_event(
     """The page scrolls a following box to the newest line; the scroll event fires a frame
     later, when more lines may have come (a busy or backgrounded page). That event is the
     page's own, not the reader's: the box keeps following and ends at the newest line."""
-    stack = fake_stack
-    page = await open_session(browser, stack, "operator")
-    await page.get_by_role("button", name="Start", exact=True).click()
-    await expect(page.locator("#log-acquisition")).to_contain_text("run 1 started")
-    for i in range(40):
-        await stack.fake.log(stack.session, "acquisition", f"line {i}")
-    await expect(page.locator("#log-acquisition li")).to_have_count(41)
+    page = await running_with_lines(browser, fake_stack, 40)
     await page.evaluate(
         """async () => {
             const page = document.querySelector('[sse-connect]');

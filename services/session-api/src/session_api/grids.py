@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from proto import messages as m
 from session_api.db.models import Grid, Image, Target
+from session_api.views import placement
 
 
 async def grid_specs(db: AsyncSession, grids: Sequence[Grid]) -> tuple[m.GridSpec, ...]:
@@ -59,15 +60,4 @@ def _known(atlas: Image, squares: list[Target]) -> m.KnownAtlas:
 
 def target_message(t: Target) -> m.Target:
     """A stored square or hole as the run is told of it."""
-    return m.Target(
-        target_id=t.id,
-        kind="hole" if t.kind == "hole" else "square",
-        grid_id=t.grid_id,
-        parent_id=t.parent_id,
-        y=t.y,
-        x=t.x,
-        size_px=t.size_px,
-        cls=t.cls,
-        score=t.score,
-        ice_nm=t.ice_nm,
-    )
+    return m.Target(target_id=t.id, kind="hole" if t.kind == "hole" else "square", **placement(t))

@@ -192,20 +192,24 @@ def image_view(image: Image) -> api.ImageView:
     )
 
 
+def placement(t: Target) -> dict[str, Any]:
+    """Where a stored square or hole is and what processing made of it: the fields its view
+    and its message (``proto.messages.Target``) share."""
+    return {
+        "grid_id": t.grid_id,
+        "parent_id": t.parent_id,
+        "y": t.y,
+        "x": t.x,
+        "size_px": t.size_px,
+        "cls": t.cls,
+        "score": t.score,
+        "ice_nm": t.ice_nm,
+    }
+
+
 def target_view(t: Target) -> api.TargetView:
     return api.TargetView(
-        id=t.id,
-        kind=t.kind,
-        grid_id=t.grid_id,
-        parent_id=t.parent_id,
-        y=t.y,
-        x=t.x,
-        size_px=t.size_px,
-        cls=t.cls,
-        score=t.score,
-        ice_nm=t.ice_nm,
-        status=t.status,
-        image_id=t.image_id,
+        id=t.id, kind=t.kind, status=t.status, image_id=t.image_id, **placement(t)
     )
 
 
