@@ -8,6 +8,7 @@ import asyncio
 import pytest
 from browser.helpers import SCREENSHOTS, WALL, FakeStack, login, new_page, stream_open
 from playwright.async_api import Browser, Page, Route, expect
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from proto.states import ExitReason, RunState
 
@@ -398,3 +399,67 @@ async def test_screenshots(fake_stack: FakeStack, browser: Browser) -> None:
     await login(wall, stack.url, "viewer", f"/sessions/{stack.session.id}")
     await stream_open(wall)
     await wall.screenshot(path=str(SCREENSHOTS / "session-wall.png"), full_page=True)
+
+
+async def set_visibility(page: Page, state: str) -> None:
+    """As when the reader switches tabs (headless pages are always visible)."""
+    await page.evaluate(
+        """(state) => {
+            const as = (get) => ({configurable: true, get});
+            Object.defineProperty(document, 'visibilityState', as(() => state));
+            Object.defineProperty(document, 'hidden', as(() => state === 'hidden'));
+            document.dispatchEvent(new Event('visibilitychange'));
+        }""",
+        state,
+    )
+
+
+PARKED = "document.documentElement.dataset.stream === 'parked'"
+
+
+async def test_a_hidden_page_parks_its_stream_and_catches_up_when_shown(
+    fake_stack: FakeStack, browser: Browser
+) -> None:
+    stack, fake = fake_stack, fake_stack.fake
+    page = await open_session(browser, stack, "operator")
+    live = page.locator("#live")
+    await expect(live).to_have_text("Live")
+    await page.get_by_role("button", name="Start", exact=True).click()
+    await expect(page.locator("#run-state")).to_have_text("running")
+    await set_visibility(page, "hidden")
+    await page.wait_for_function(PARKED, timeout=15_000)
+    await expect(live).to_have_text("Paused while hidden")
+    closed = "() => document.querySelector('[sse-connect]')['htmx-internal-data']"
+    assert await page.evaluate(closed + ".sseEventSource.readyState") == 2  # CLOSED
+    await fake.log(stack.session, "acquisition", "said while the page was hidden")
+    await fake.set_state(stack.session, RunState.ENDED, ExitReason.STOPPED)
+    await set_visibility(page, "visible")
+    await stream_open(page)
+    await expect(live).to_have_text("Live")
+    await expect(page.locator("#log-acquisition")).to_contain_text("said while the page was hidden")
+    await expect(page.locator("#exit-reason")).to_have_text("stopped")
+
+
+async def test_hidden_pages_free_their_connections_for_a_seventh(
+    fake_stack: FakeStack, browser: Browser
+) -> None:
+    """Chromium opens 6 connections per server and profile, and each open stream holds one:
+    a seventh page of the same browser never loaded while six live pages were open."""
+    stack = fake_stack
+    first = await open_session(browser, stack, "operator")
+    pages = [first]
+    for _ in range(5):
+        page = await first.context.new_page()
+        await page.goto(f"{stack.url}/sessions/{stack.session.id}")
+        await stream_open(page)
+        pages.append(page)
+    seventh = await first.context.new_page()
+    with pytest.raises(PlaywrightTimeout):
+        await seventh.goto(f"{stack.url}/sessions", timeout=2_000)
+    for page in pages[1:]:
+        await set_visibility(page, "hidden")
+    for page in pages[1:]:
+        await page.wait_for_function(PARKED, timeout=15_000)
+    await seventh.goto(f"{stack.url}/sessions/{stack.other.id}")
+    await stream_open(seventh)
+    await expect(first.locator("#live")).to_have_text("Live")  # the shown one kept its stream

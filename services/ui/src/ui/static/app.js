@@ -28,6 +28,42 @@
     if (evt.persisted && sources.length) { window.location.reload(); }
   });
 
+  // A page hidden for PARK_MS gives its stream back, and takes it again when it is shown: the
+  // browser allows 6 connections per server, and each open stream holds one, so with six
+  // Gridpilot tabs open (session pages, the dashboard) a seventh never loaded. Shown again,
+  // the page reconnects with its cursor: the log lines it missed are replayed and every part
+  // is sent afresh, so nothing is lost while it was parked.
+  var PARK_MS = 5000;
+  var parkTimer = null;
+  var parked = [];            // the streams this page closed while hidden
+  function setStream(state) {
+    document.documentElement.dataset.stream = state;
+    var live = document.getElementById("live");
+    if (!live) { return; }
+    live.hidden = false;
+    live.dataset.state = state;
+    live.textContent = { open: "Live", down: "Reconnecting…", parked: "Paused while hidden" }[state];
+  }
+  function park() {
+    parked = sources.filter(function (s) { return s.readyState !== EventSource.CLOSED; });
+    parked.forEach(function (s) { s.close(); });
+    if (parked.length) { setStream("parked"); }
+  }
+  function unpark() {
+    var was = parked;
+    parked = [];
+    // the sse extension reconnects a stream that failed: a new EventSource with the cursor
+    was.forEach(function (s) { if (s.onerror) { s.onerror(new Event("error")); } });
+  }
+  document.addEventListener("visibilitychange", function () {
+    clearTimeout(parkTimer);
+    if (document.visibilityState === "hidden") {
+      parkTimer = setTimeout(park, PARK_MS);
+    } else {
+      unpark();
+    }
+  });
+
   function atBottom(box) { return box.scrollHeight - box.scrollTop - box.clientHeight < 24; }
 
   // The page's own scrolling: to the newest line. Its scroll event comes a frame later; the
@@ -138,11 +174,11 @@
 
   document.addEventListener("htmx:sseOpen", function (evt) {
     var src = evt.detail.source;
-    document.documentElement.dataset.stream = "open";
+    setStream("open");
     src.addEventListener("gp-login", function (e) { window.location.assign(e.data); });
   });
   document.addEventListener("htmx:sseError", function () {
-    document.documentElement.dataset.stream = "down";
+    setStream("down");
   });
 
   // Only the reader leaves follow: a wheel turned up or an up key on the box, or a drag
