@@ -409,7 +409,9 @@ class FakeApi:
             out = [fake.session_view(s) for s in fake.sessions.values()]
             if microscope_id:
                 out = [v for v in out if v.microscope_id == microscope_id]
-            if state:
+            if state == "idle":
+                out = [v for v in out if v.run is None]
+            elif state:
                 out = [v for v in out if v.run and v.run.state == state]
             return out
 

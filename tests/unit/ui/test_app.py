@@ -56,8 +56,15 @@ async def test_log_download_is_proxied(ui: httpx.AsyncClient, world: World) -> N
 
 async def test_session_list_filters(ui: httpx.AsyncClient, world: World) -> None:
     world.fake.add_session("on the glacios", "glacios")
-    await login(ui, "viewer")
+    await login(ui, "operator")
     page = (await ui.get("/sessions?microscope=glacios")).text
+    assert "on the glacios" in page and "apoferritin" not in page
+    page = (await ui.get("/sessions?state=idle")).text
+    assert '<option value="idle" selected>never started</option>' in page
+    assert ">stopping</option>" in page, "a filter's option, not a state in progress"
+    assert "on the glacios" in page and "apoferritin" in page
+    await ui.post(f"/sessions/{world.session.id}/start", headers={"HX-Request": "true"})
+    page = (await ui.get("/sessions?state=idle")).text
     assert "on the glacios" in page and "apoferritin" not in page
     part = await ui.get("/sessions", headers={"HX-Request": "true", "HX-Target": "session-list"})
     assert part.text.lstrip().startswith('<section id="session-list"')

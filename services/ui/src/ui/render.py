@@ -96,7 +96,7 @@ def short(u: UUID | str | None) -> str:
 
 
 def state_label(state: RunState | str | None) -> str:
-    if state is None:
+    if state is None or state == "idle":
         return "never started"
     return RunState(state).label
 

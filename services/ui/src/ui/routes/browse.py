@@ -20,7 +20,8 @@ from ui.plots import histogram, scatter
 
 router = APIRouter()
 
-STATES = [s.value for s in RunState]
+STATES = [s.value for s in RunState] + ["idle"]
+"""What the list filters on: a run state, or ``idle`` (never started)."""
 
 
 def _day(value: str | None) -> date | None:
