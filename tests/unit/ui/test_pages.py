@@ -198,6 +198,11 @@ async def test_pause_toggle_turns_green(ui: httpx.AsyncClient, world: World) -> 
 async def test_decision_prompt_and_reprompt(ui: httpx.AsyncClient, world: World) -> None:
     await login(ui, "operator")
     await ui.post(f"/sessions/{world.session.id}/start", headers={"HX-Request": "true"})
+    await ui.post(
+        f"/sessions/{world.session.id}/pause-between-grids",
+        data={"enabled": "true"},
+        headers={"HX-Request": "true"},
+    )
     await world.fake.ask_decision(world.session)
     page = (await ui.get(f"/sessions/{world.session.id}")).text
     assert 'role="alertdialog"' in page and "Continue current grid" in page
@@ -208,6 +213,15 @@ async def test_decision_prompt_and_reprompt(ui: httpx.AsyncClient, world: World)
         headers={"HX-Request": "true"},
     )
     assert "add targets first" in r.text and 'class="reprompt"' in r.text
+    assert "Pause between grids is off now" not in r.text
+    await ui.post(
+        f"/sessions/{world.session.id}/pause-between-grids",
+        data={"enabled": "false"},
+        headers={"HX-Request": "true"},
+    )
+    page = (await ui.get(f"/sessions/{world.session.id}")).text
+    assert 'role="alertdialog"' in page, "turning the pause off answers nothing"
+    assert "Pause between grids is off now" in page and "waits for an answer here" in page
 
 
 async def test_disk_low_decision_is_worded_as_a_disk_pause(

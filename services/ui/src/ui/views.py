@@ -272,8 +272,8 @@ class SessionFilter:
             return frozenset({"process"})
         if isinstance(m, RunStateChanged | DecisionRequested | DecisionTaken | SessionChanged):
             return frozenset({"process", "controls", "popups", "queue"})
-        if isinstance(m, PauseBetweenGridsChanged):
-            return frozenset({"controls"})
+        if isinstance(m, PauseBetweenGridsChanged):  # the prompt says when it is off
+            return frozenset({"controls", "popups"})
         if isinstance(m, ExposureAcquired | ExposureProcessed | ImageFailed):
             return frozenset({"process"})
         if isinstance(m, GridLoaded | GridFinished):
