@@ -25,6 +25,9 @@ class KnownAtlas(BaseModel):
     squares: tuple[Target, ...]
     imaged: frozenset[UUID] = frozenset()
     """Squares already imaged: a restarted run does not pick them again by itself."""
+    queued: tuple[Target, ...] = ()
+    """What an earlier run left queued on the grid (holes first; a square that a stop cut
+    short is queued again): a restarted run goes on with these before it picks new squares."""
 
 
 class GridSpec(BaseModel):

@@ -282,17 +282,29 @@ class RunLoop:
         )
         self.safe_point()
         squares, imaged = await self._squares(grid, out)
-        chosen = self._pick(squares, self.settings.squares_per_grid, "square", skip=imaged)
-        good = sum(1 for s in squares if s.cls == "good")
-        self.info(
-            "%d squares on grid %s (%d good%s); queued the best %d",
-            len(squares),
-            grid.name,
-            good,
-            f", {len(imaged)} imaged before" if imaged else "",
-            len(chosen),
-        )
-        self.queue.add(chosen, grid.name)
+        left = grid.atlas.queued if grid.atlas is not None else ()
+        if left:
+            self.known.update({t.target_id: t for t in (*squares, *left)})
+            holes = sum(1 for t in left if t.kind == "hole")
+            self.info(
+                "going on with what the earlier run left queued on grid %s: %d holes, %d squares",
+                grid.name,
+                holes,
+                len(left) - holes,
+            )
+            self.queue.add(list(left), grid.name)
+        else:
+            chosen = self._pick(squares, self.settings.squares_per_grid, "square", skip=imaged)
+            good = sum(1 for s in squares if s.cls == "good")
+            self.info(
+                "%d squares on grid %s (%d good%s); queued the best %d",
+                len(squares),
+                grid.name,
+                good,
+                f", {len(imaged)} imaged before" if imaged else "",
+                len(chosen),
+            )
+            self.queue.add(chosen, grid.name)
         await self.publish_queue()
         try:
             while True:

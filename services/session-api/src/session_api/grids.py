@@ -1,9 +1,10 @@
 """What a new run is told about each grid: an atlas an earlier run took, with its squares.
 
 A restarted session resumes: grids already done are left out (:func:`begin_run`), and a grid
-with an atlas gets it back with the squares found on it and those already imaged, so the run
-neither takes a second atlas (minutes at the scope, and a second set of squares on the same
-grid) nor images a square again by itself.
+with an atlas gets it back with the squares found on it, those already imaged and what the
+earlier run left queued there, so the run neither takes a second atlas (minutes at the scope,
+and a second set of squares on the same grid) nor images a square again by itself, and goes on
+with the holes and squares it had not reached.
 """
 
 from __future__ import annotations
@@ -31,12 +32,21 @@ async def grid_specs(db: AsyncSession, grids: Sequence[Grid]) -> tuple[m.GridSpe
         )
     ).all():
         squares[t.parent_id].append(t)
+    queued: dict[uuid.UUID, list[Target]] = {g.id: [] for g in grids}
+    for t in (
+        await db.scalars(
+            select(Target)
+            .where(Target.grid_id.in_(list(queued)), Target.status == "queued")
+            .order_by(Target.kind, Target.score.desc())  # "hole" < "square": holes first
+        )
+    ).all():
+        queued[t.grid_id].append(t)
     return tuple(
         m.GridSpec(
             grid_id=g.id,
             name=g.name,
             position=g.position,
-            atlas=_known(atlases[g.atlas_id], squares[g.atlas_id])
+            atlas=_known(atlases[g.atlas_id], squares[g.atlas_id], queued[g.id])
             if g.atlas_id in atlases
             else None,
         )
@@ -44,7 +54,7 @@ async def grid_specs(db: AsyncSession, grids: Sequence[Grid]) -> tuple[m.GridSpe
     )
 
 
-def _known(atlas: Image, squares: list[Target]) -> m.KnownAtlas:
+def _known(atlas: Image, squares: list[Target], queued: list[Target]) -> m.KnownAtlas:
     return m.KnownAtlas(
         atlas_id=atlas.id,
         image=m.ImageRef(
@@ -54,7 +64,12 @@ def _known(atlas: Image, squares: list[Target]) -> m.KnownAtlas:
             preview_path=atlas.preview_path,
         ),
         squares=tuple(target_message(t) for t in squares),
-        imaged=frozenset(t.id for t in squares if t.image_id is not None or t.status == "done"),
+        imaged=frozenset(
+            t.id
+            for t in squares
+            if t.status != "queued" and (t.image_id is not None or t.status == "done")
+        ),
+        queued=tuple(target_message(t) for t in queued),
     )
 
 

@@ -198,7 +198,7 @@ class Projector:
 
     async def _queue(self, db: AsyncSession, e: m.QueueUpdated) -> None:
         run = await db.get(Run, e.run_id)
-        if run is None:
+        if run is None or run.state == RunState.ENDED:  # settled when it ended
             return
         run.queue = {
             "items": [i.model_dump(mode="json") for i in e.items],
@@ -219,6 +219,12 @@ class Projector:
 
     async def _grid_finished(self, db: AsyncSession, e: m.GridFinished) -> None:
         await db.execute(update(Grid).where(Grid.id == e.grid_id).values(status="done"))
+        # what was still queued there when the run moved on ("next grid") is not any more
+        await db.execute(
+            update(Target)
+            .where(Target.grid_id == e.grid_id, Target.status.in_(OPEN))
+            .values(status=None)
+        )
 
     async def _image(
         self,
@@ -357,7 +363,35 @@ async def apply_state(
         await db.execute(
             update(Session).where(Session.live_run_id == run.id).values(live_run_id=None)
         )
+        await _settle_queue(db, run)
     return True
+
+
+OPEN = ("queued", "acquiring")
+"""Target statuses of a run's queue still to do."""
+
+
+async def _settle_queue(db: AsyncSession, run: Run) -> None:
+    """An ended run acquires nothing: a target it was acquiring when it stopped (a square
+    whose holes were not yet found) is queued again, as are the rest of its queue, so that
+    the session started again goes on with them (``session_api.grids``)."""
+    await db.execute(
+        update(Target)
+        .where(Target.session_id == run.session_id, Target.status == "acquiring")
+        .values(status="queued")
+    )
+    if run.queue:
+        items = [
+            {**i, "status": "queued"} if i.get("status") == "acquiring" else i
+            for i in run.queue.get("items", [])
+        ]
+        counts = dict(run.queue.get("counts", {}))
+        for i in run.queue.get("items", []):
+            if i.get("status") == "acquiring":
+                kind = f"{i.get('kind', 'square')}s_queued"
+                counts[kind] = counts.get(kind, 0) + 1
+        counts["queued"] = counts.get("queued", 0) + counts.pop("acquiring", 0)
+        run.queue = {"items": items, "counts": counts}
 
 
 def _uuid(value: str | None) -> uuid.UUID | None:
