@@ -99,6 +99,12 @@ async def test_pause_between_grids_prompt_continue_targets_next_grid(system: Sys
         m.DecisionRequested, lambda e: e.run_id == run_id, after=mark, timeout=60
     )
     assert last.grid_name == "gamma-g2" and not last.has_next_grid
+    # the run has left gamma-g1: a target there is refused, not silently dropped
+    grid = (await op.get(f"/api/sessions/{sid}/grids/{prompt.grid_id}")).json()
+    left = [s["id"] for s in grid["squares"] if s["status"] is None][:1]
+    r = await op.post(f"/api/sessions/{sid}/targets", json={"target_ids": left})
+    assert r.status_code == 409, r.text
+    assert "gamma-g1" in r.json()["detail"] and "gamma-g2" in r.json()["detail"]
     assert (
         await op.post(f"/api/sessions/{sid}/decision", json={"choice": "next_grid"})
     ).status_code == 202

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 
 from fastapi import APIRouter, HTTPException, Request, status
 from sqlalchemy import func, select, update
@@ -269,6 +270,8 @@ async def _targets(
             )
         run = await live_run_or_409(db, session, "change the queue")
         act.run_id, act.target = run.id, ",".join(sorted(map(str, wanted)))
+        if add:
+            await _on_the_grid_screened(db, run, rows)
         ids = tuple(body.target_ids)
         message: m.Message = (
             m.AddTargets(
@@ -282,6 +285,24 @@ async def _targets(
         )
         await publish(bus, message)
         return await queue_view(db, session)
+
+
+async def _on_the_grid_screened(db: DbDep, run: Run, targets: Sequence[Target]) -> None:
+    """A run images targets of the grid it is screening; it cannot go back to a grid, and
+    queues a later grid's own targets when it gets there: anything else is refused here
+    (the run would only log that it ignored them)."""
+    rows = await db.execute(
+        select(Grid.id, Grid.name).where(Grid.id.in_({t.grid_id for t in targets}))
+    )
+    names = {grid_id: name for grid_id, name in rows}
+    elsewhere = sorted({names.get(t.grid_id, "?") for t in targets} - {run.current_grid})
+    if elsewhere:
+        where = f"grid {run.current_grid}" if run.current_grid else "no grid yet"
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"run {run.number} is screening {where}: targets on grid {', '.join(elsewhere)}"
+            " cannot be queued now (only the grid being screened takes new targets)",
+        )
 
 
 @router.post("/targets", status_code=202)
