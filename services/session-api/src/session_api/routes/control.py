@@ -294,7 +294,7 @@ async def _on_the_grid_screened(db: DbDep, run: Run, targets: Sequence[Target]) 
     rows = await db.execute(
         select(Grid.id, Grid.name).where(Grid.id.in_({t.grid_id for t in targets}))
     )
-    names = {grid_id: name for grid_id, name in rows}
+    names: dict[uuid.UUID, str] = dict(rows.all())
     elsewhere = sorted({names.get(t.grid_id, "?") for t in targets} - {run.current_grid})
     if elsewhere:
         where = f"grid {run.current_grid}" if run.current_grid else "no grid yet"
