@@ -19,6 +19,11 @@ async def test_staff_sees_queues_workers_and_operates_dead_letters(system: Syste
     session = await system.session("ops", grids=1)
     run_id = await system.start(session["id"])
     failed = await system.wait_for(m.ImageFailed, lambda e: e.run_id == run_id, timeout=60)
+    run = (await system.clients["viewer"].get(f"/api/runs/{run_id}")).json()
+    assert run["exposures_failed"] >= 1 and run["exposures"] >= run["exposures_failed"]
+    scopes = (await system.clients["viewer"].get("/api/microscopes")).json()
+    alerts = next(s["alerts"] for s in scopes if s["id"] == "krios-1")
+    assert any(a.startswith("processing failed on ") for a in alerts), alerts
     await system.clients["operator"].post(f"/api/sessions/{session['id']}/stop")
     await system.ended(run_id)
     beat = system.mark()

@@ -163,6 +163,8 @@ class RunView(_View):
     decision: DecisionView | None
     current_grid: str | None = None
     exposures: int = 0
+    exposures_failed: int = 0
+    """Exposures whose processing failed (corrupt movie, failed fit): see the exposures table."""
 
 
 class GridView(_View):

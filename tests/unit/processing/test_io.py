@@ -69,6 +69,8 @@ def test_truncated_file_raises_corrupt_image(tmp_path: Path) -> None:
         io.read_movie(path)
     assert info.value.path == str(path)
     assert "bytes in data block" in info.value.reason  # says what is missing
+    assert info.value.reason.startswith("truncated file: ")
+    assert f"{size - 5000 - 1024:,} of the {4 * 64 * 64 * 4:,} bytes" in info.value.reason
 
 
 def test_header_only_and_garbage_files_raise_corrupt_image(tmp_path: Path) -> None:

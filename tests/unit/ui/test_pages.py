@@ -297,3 +297,17 @@ async def test_session_state_for_ended_run(ui: httpx.AsyncClient, world: World) 
     page = (await ui.get(f"/sessions/{world.session.id}")).text
     assert 'id="exit-reason" class="reason-completed">completed' in page
     assert 'class="main start"' in page and "UTC" in page
+
+
+async def test_failed_exposures_show_in_the_process_panel(
+    ui: httpx.AsyncClient, world: World
+) -> None:
+    await login(ui, "operator")
+    await ui.post(f"/sessions/{world.session.id}/start", headers={"HX-Request": "true"})
+    run = world.fake.sessions[world.session.id].runs[-1]
+    page = (await ui.get(f"/sessions/{world.session.id}")).text
+    assert "failed</a>" not in page
+    run["exposures"], run["exposures_failed"] = 12, 3
+    page = (await ui.get(f"/sessions/{world.session.id}")).text
+    assert f'href="/sessions/{world.session.id}/browse#exposures"' in page
+    assert re.search(r">12 <a [^>]*>3 failed</a>", page)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -119,7 +120,23 @@ def _reading(name: str) -> Iterator[None]:
     except FileNotFoundError as exc:
         raise CorruptImage(name, "file not found") from exc
     except (ValueError, OSError, RuntimeWarning, EOFError) as exc:
-        raise CorruptImage(name, str(exc) or type(exc).__name__) from exc
+        raise CorruptImage(name, _in_words(str(exc)) or type(exc).__name__) from exc
+
+
+_SHORT = re.compile(r"Expected (\d+) bytes in data block but limit is (\d+)")
+
+
+def _in_words(message: str) -> str:
+    """mrcfile's message for a file cut short, as an operator reads it (still naming the
+    bytes in the data block it expected)."""
+    short = _SHORT.search(message)
+    if short is None:
+        return message
+    expected, present = int(short[1]), int(short[2])
+    return (
+        f"truncated file: {present:,} of the {expected:,} bytes in data block"
+        f" ({100 * present / expected:.0f} %); the file was cut short while written or copied"
+    )
 
 
 def read_mrc(path: str | os.PathLike[str]) -> tuple[F32, MrcInfo]:

@@ -336,8 +336,13 @@ class Projector:
 
     async def _failed(self, db: AsyncSession, e: m.ImageFailed) -> None:
         row = await db.get(Exposure, e.image_id)
-        if row is not None:
-            row.status, row.error = "failed", e.reason
+        if row is None:
+            return
+        if row.status != "failed":
+            run = await db.get(Run, row.run_id)
+            if run is not None:
+                run.exposures_failed += 1
+        row.status, row.error = "failed", e.reason
 
 
 async def apply_state(

@@ -39,6 +39,7 @@ def run_view(run: Run) -> api.RunView:
         decision=api.DecisionView.model_validate(run.decision) if run.decision else None,
         current_grid=run.current_grid,
         exposures=run.exposures,
+        exposures_failed=run.exposures_failed or 0,
     )
 
 
@@ -144,6 +145,8 @@ async def microscope_view(db: AsyncSession, m: Microscope) -> api.MicroscopeView
     view = run_view(run) if run else None
     if view and view.state != RunState.ENDED and (view.heartbeat_age_s or 0) > 10:
         alerts.append(f"heartbeat {view.heartbeat_age_s:.0f} s old")
+    if view and view.state != RunState.ENDED and view.exposures_failed:
+        alerts.append(f"processing failed on {view.exposures_failed} of {view.exposures} exposures")
     return api.MicroscopeView(
         id=m.id,
         name=m.name,

@@ -88,6 +88,8 @@ class Run(Base):
     queue: Mapped[dict[str, Any] | None]
     current_grid: Mapped[str | None] = mapped_column(String(120))
     exposures: Mapped[int] = mapped_column(Integer, default=0)
+    exposures_failed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Exposures whose processing failed (``image.failed``: a corrupt movie, a failed fit)."""
     last_exposure_at: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_runs_session_number", "session_id", "number", unique=True),)
