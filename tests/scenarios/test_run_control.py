@@ -251,3 +251,22 @@ async def test_a_restarted_session_goes_on_where_it_stopped(system: System) -> N
     after = (await viewer.get(f"/api/sessions/{sid}/grids/{grid_id}")).json()
     assert after["atlas"]["id"] == before["atlas"]["id"] == str(atlas.atlas_id)
     assert sorted(s["id"] for s in after["squares"]) == sorted(s["id"] for s in before["squares"])
+
+
+async def test_a_restarted_session_leaves_out_the_grids_it_finished(system: System) -> None:
+    session = await system.session("eps", grids=2, pause=True)
+    sid, op = session["id"], system.clients["operator"]
+    first = await system.start(sid)
+    await system.wait_for(m.DecisionRequested, lambda e: e.run_id == first, timeout=60)
+    await op.post(f"/api/sessions/{sid}/decision", json={"choice": "next_grid"})
+    await system.wait_for(m.GridLoaded, lambda e: e.run_id == first and e.grid_name == "eps-g2")
+    await op.post(f"/api/sessions/{sid}/stop")
+    await system.ended(first)
+
+    mark = system.mark()
+    second = await system.start(sid)
+    await system.log_line(second, "grids screened by earlier runs, left out: eps-g1")
+    loaded = await system.wait_for(m.GridLoaded, lambda e: e.run_id == second, after=mark)
+    assert loaded.grid_name == "eps-g2"
+    await op.post(f"/api/sessions/{sid}/stop")
+    await system.ended(second)

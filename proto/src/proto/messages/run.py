@@ -58,6 +58,8 @@ class StartRun(RunMessage):
     grids: tuple[GridSpec, ...]
     pause_between_grids: bool = False
     requested_by: str
+    grids_done: tuple[str, ...] = ()
+    """The session's grids earlier runs finished: this run leaves them out (and says so)."""
 
 
 class StopRun(RunMessage):

@@ -224,6 +224,10 @@ class RunLoop:
             self.connected = True
             await self.set_state(RunState.RUNNING)
             grids = self.start.grids
+            if self.start.grids_done:
+                self.info(
+                    "grids screened by earlier runs, left out: %s", ", ".join(self.start.grids_done)
+                )
             for index, grid in enumerate(grids):
                 await self._grid(grid, has_next=index < len(grids) - 1)
             if self.stop.is_set():

@@ -112,6 +112,15 @@ async def begin_run(
     if not grids:
         raise HTTPException(status.HTTP_409_CONFLICT, f"every grid of {session.name} is done")
     specs = await grid_specs(db, grids)
+    done = tuple(
+        (
+            await db.scalars(
+                select(Grid.name)
+                .where(Grid.session_id == session.id, Grid.status == "done")
+                .order_by(Grid.position)
+            )
+        ).all()
+    )
     run_id, name, session_id = uuid.uuid4(), session.name, session.id
     claimed = await db.execute(
         update(Session)
@@ -146,6 +155,7 @@ async def begin_run(
         session_name=session.name,
         microscope_id=session.microscope_id,
         grids=specs,
+        grids_done=done,
         pause_between_grids=session.pause_between_grids,
         requested_by=user.username,
     )
