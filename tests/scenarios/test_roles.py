@@ -87,6 +87,7 @@ async def test_role_matrix(system: System) -> None:
     assert by["operator", "remove-lock"]["target"] == "krios-2"
     assert by["viewer", "start"]["session_id"] == session["id"]
     assert by["operator", "dlq-purge"]["target"] == "processing.images"
+    assert by["operator", "dlq-replay"]["target"] == "processing.images/no-such-key"
 
 
 @pytest.mark.parametrize("system", [("memory", "sqlite")], indirect=True, ids=["memory-sqlite"])

@@ -137,7 +137,9 @@ async def audit_denied(request: Request, username: str, detail: str) -> None:
         session_id = uuid.UUID(str(raw)) if raw is not None else None
     except ValueError:
         session_id = None
-    target = params.get("microscope_id") or params.get("queue")
+    target = params.get("microscope_id") or "/".join(
+        str(params[k]) for k in ("queue", "key") if k in params
+    )
     await audit(
         request,
         username,
