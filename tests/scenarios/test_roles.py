@@ -30,6 +30,7 @@ ROUTES = [
     ("PUT", "/api/sessions/{sid}/pause-between-grids", {"enabled": True}, "operator"),
     ("POST", "/api/sessions/{sid}/decision", {"choice": "next_grid"}, "operator"),
     ("GET", "/api/sessions/{sid}/queue", None, "viewer"),
+    ("GET", "/api/sessions/{sid}/runs", None, "viewer"),
     ("POST", "/api/sessions/{sid}/targets", {"target_ids": [NIL]}, "operator"),
     ("DELETE", "/api/sessions/{sid}/targets", {"target_ids": [NIL]}, "operator"),
     ("POST", "/api/sessions/{sid}/force-start", None, "staff"),

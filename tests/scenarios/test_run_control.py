@@ -248,6 +248,11 @@ async def test_a_restarted_session_goes_on_where_it_stopped(system: System) -> N
         for e in system.projected[mark:]
         if getattr(e, "run_id", None) == second
     )
+    runs = (await viewer.get(f"/api/sessions/{sid}/runs")).json()
+    assert [(r["number"], r["id"]) for r in runs] == [(2, str(second)), (1, str(first))]
+    exposures = (await viewer.get(f"/api/sessions/{sid}/exposures")).json()
+    per_run = {r["id"]: sum(e["run_id"] == r["id"] for e in exposures) for r in runs}
+    assert per_run == {r["id"]: r["exposures"] for r in runs} and all(per_run.values())
     after = (await viewer.get(f"/api/sessions/{sid}/grids/{grid_id}")).json()
     assert after["atlas"]["id"] == before["atlas"]["id"] == str(atlas.atlas_id)
     assert sorted(s["id"] for s in after["squares"]) == sorted(s["id"] for s in before["squares"])

@@ -16,6 +16,7 @@ Routes (all under ``/api``; roles viewer < operator < staff; every route checks 
 | PUT /sessions/{id}/pause-between-grids | operator | RunView or SessionView |
 | POST /sessions/{id}/decision | operator | RunView (202) |
 | GET /sessions/{id}/queue | viewer | QueueView |
+| GET /sessions/{id}/runs | viewer | list[RunView], newest first |
 | POST · DELETE /sessions/{id}/targets | operator | QueueView (202) |
 | POST /sessions/{id}/force-start | staff | StartResponse (202) |
 | POST /sessions/{id}/kill | staff | RunView (202) |
@@ -255,6 +256,7 @@ class SquareDetail(_View):
 
 class ExposureView(_View):
     id: UUID
+    run_id: UUID | None = None
     grid_id: UUID
     hole_id: UUID
     acquired_at: datetime

@@ -646,6 +646,12 @@ class FakeApi:
                     return SquareDetail(square=TargetView(**t), image=image, holes=holes)
             raise HTTPException(404, "no such square")
 
+        @app.get("/api/sessions/{session_id}/runs")
+        async def runs(session_id: UUID, authorization: Auth = None) -> list[RunView]:
+            user_of(authorization)
+            s = sess(session_id)
+            return [fake.run_view(s, r) for r in reversed(s.runs)]
+
         @app.get("/api/sessions/{session_id}/exposures")
         async def exposures(session_id: UUID, authorization: Auth = None) -> list[ExposureView]:
             user_of(authorization)
@@ -665,6 +671,7 @@ class FakeApi:
             s.exposures.append(
                 ExposureView(
                     id=uuid4(),
+                    run_id=s.runs[-1]["id"] if s.runs else None,
                     grid_id=s.grids[0].id,
                     hole_id=hole["id"],
                     acquired_at=T0 + timedelta(minutes=i),

@@ -73,10 +73,13 @@ async def test_session_list_filters(ui: httpx.AsyncClient, world: World) -> None
 async def test_browse_draws_targets_and_queues_on_click(
     ui: httpx.AsyncClient, world: World
 ) -> None:
-    world.fake.add_exposures(world.session, 20)
     await login(ui, "operator")
     await ui.post(f"/sessions/{world.session.id}/start", headers={"HX-Request": "true"})
+    world.fake.add_exposures(world.session, 20)
     page = (await ui.get(f"/sessions/{world.session.id}/browse")).text
+    number = world.fake.sessions[world.session.id].runs[-1]["number"]
+    assert '<h2 id="h-runs">Runs <span class="muted">' in page
+    assert page.count(f'<td class="num">#{number}</td>') == 21, "the run's row, and each exposure's"
     assert page.count('class="tgt square') == 6 and page.count('class="tgt hole') == 5
     assert 'href="/images/' in page and "truncated movie: 12 of 40 frames" in page
     assert "Defocus over time" in page and 'role="img"' in page

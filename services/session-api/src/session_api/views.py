@@ -223,6 +223,7 @@ def exposure_view(e: Exposure) -> api.ExposureView:
         else None
     )
     return api.ExposureView(
+        run_id=e.run_id,
         id=e.id,
         grid_id=e.grid_id,
         hole_id=e.hole_id,

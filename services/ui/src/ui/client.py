@@ -123,6 +123,7 @@ _SESSIONS = TypeAdapter(list[SessionView])
 _MICROSCOPES = TypeAdapter(list[MicroscopeView])
 _LOGS = TypeAdapter(list[LogLineView])
 _EXPOSURES = TypeAdapter(list[ExposureView])
+_RUNS = TypeAdapter(list[RunView])
 
 
 class ApiClient:
@@ -252,6 +253,10 @@ class ApiClient:
 
     async def square(self, square_id: UUID) -> SquareDetail:
         return await self._get(SquareDetail, f"/api/squares/{square_id}")
+
+    async def runs(self, session_id: UUID) -> list[RunView]:
+        r = await self._send("GET", f"/api/sessions/{session_id}/runs")
+        return _RUNS.validate_json(r.content)
 
     async def exposures(self, session_id: UUID) -> list[ExposureView]:
         r = await self._send("GET", f"/api/sessions/{session_id}/exposures")

@@ -17,6 +17,7 @@ from proto.api import (
     GridView,
     LogLineView,
     QueueView,
+    RunView,
     SessionCreate,
     SessionView,
 )
@@ -24,10 +25,26 @@ from proto.messages.image import QueueItem
 from proto.states import RunState
 from session_api.audit import audit
 from session_api.auth import Operator, Viewer
-from session_api.db.models import Exposure, Grid, Image, LogLine, Microscope, Session, Target
+from session_api.db.models import (
+    Exposure,
+    Grid,
+    Image,
+    LogLine,
+    Microscope,
+    Run,
+    Session,
+    Target,
+)
 from session_api.deps import DbDep
 from session_api.lookup import session_or_404
-from session_api.views import exposure_view, image_view, latest_run, session_view, target_view
+from session_api.views import (
+    exposure_view,
+    image_view,
+    latest_run,
+    run_view,
+    session_view,
+    target_view,
+)
 
 router = APIRouter(prefix="/api/sessions", tags=["sessions"])
 
@@ -223,6 +240,18 @@ async def get_grid(
         atlas=image_view(atlas) if atlas else None,
         squares=[target_view(t) for t in squares],
     )
+
+
+@router.get("/{session_id}/runs")
+async def get_runs(session_id: uuid.UUID, user: Viewer, db: DbDep) -> list[RunView]:
+    """Every run of the session, newest first: when, by whom, how it ended, its exposures."""
+    await session_or_404(db, session_id)
+    rows = (
+        await db.scalars(
+            select(Run).where(Run.session_id == session_id).order_by(Run.number.desc())
+        )
+    ).all()
+    return [run_view(r) for r in rows]
 
 
 @router.get("/{session_id}/exposures")

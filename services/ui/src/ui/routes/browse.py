@@ -87,9 +87,10 @@ async def browse(
 ) -> Response:
     session = await api.session(session_id)
     chosen = _choose_grid(session, grid)
-    detail, exposures = await asyncio.gather(
+    detail, exposures, runs = await asyncio.gather(
         api.grid(session_id, chosen) if chosen else _nothing(),
         api.exposures(session_id),
+        api.runs(session_id),
     )
     if square is None and detail is not None:
         imaged = [t.id for t in detail.squares if t.image_id is not None]
@@ -100,6 +101,8 @@ async def browse(
         "grid": detail,
         "sq": sq,
         "exposures": sorted(exposures, key=lambda e: e.acquired_at, reverse=True),
+        "runs": runs,
+        "run_numbers": {r.id: r.number for r in runs},
         "grid_names": {g.id: g.name for g in session.grids},
         "plots": _plots(exposures),
         "can_operate": user.can_operate,
