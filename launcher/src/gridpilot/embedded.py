@@ -37,6 +37,7 @@ from session_api.auth import add_user
 from session_api.db.models import Microscope as MicroscopeRow
 from session_api.settings import ApiSettings
 from ui.app import create_app as create_ui
+from ui.server import Server as UiServer
 from ui.settings import UiSettings
 
 ROLES = ("viewer", "operator", "staff")
@@ -55,12 +56,14 @@ class Stack:
     passwords: dict[str, str] = field(default_factory=dict)
 
 
-async def _serve(app: FastAPI, host: str, port: int) -> tuple[uvicorn.Server, asyncio.Task[None]]:
+async def _serve(
+    app: FastAPI, host: str, port: int, *, ui: bool = False
+) -> tuple[uvicorn.Server, asyncio.Task[None]]:
     # log_config=None: uvicorn must not run dictConfig, which closes the bus log handlers.
     config = uvicorn.Config(
         app, host=host, port=port, log_config=None, log_level="warning", timeout_graceful_shutdown=1
     )
-    server = uvicorn.Server(config)
+    server = UiServer(config, app) if ui else uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
@@ -116,7 +119,7 @@ async def embedded_stack(
             logging.getLogger(name).addHandler(handler)
             logging.getLogger(name).setLevel(logging.INFO)
             handlers.append((name, handler))
-        servers = [await _serve(api, host, api_port), await _serve(ui, host, ui_port)]
+        servers = [await _serve(api, host, api_port), await _serve(ui, host, ui_port, ui=True)]
         await stack.enter_async_context(reporting(supervisor, acq.report_interval_s))
         for name in ("acquisition", "processing"):
             await stack.enter_async_context(

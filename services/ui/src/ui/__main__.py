@@ -7,6 +7,7 @@ import logging
 import uvicorn
 
 from ui.app import create_app
+from ui.server import Server
 from ui.settings import UiSettings
 
 
@@ -16,13 +17,15 @@ def main() -> None:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    uvicorn.run(
-        create_app(settings),
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
         host=settings.host,
         port=settings.port,
         timeout_graceful_shutdown=3,
         proxy_headers=True,
     )
+    Server(config, app).run()
 
 
 if __name__ == "__main__":

@@ -166,6 +166,10 @@ class Hub:
         self._failures = 0
         """Refreshes that session-api failed in a row (one warning per outage)."""
 
+    @property
+    def subscribers(self) -> tuple[Subscriber, ...]:
+        return tuple(self._subs)
+
     def join(self, user: User) -> Subscriber:
         """A new stream of ``user``, whose token session-api has just accepted."""
         sub = Subscriber(user)
@@ -308,11 +312,24 @@ class Hub:
                 sub.end(logged_out=True)
 
 
+class ServerClosing(Exception):
+    """The ui is shutting down: the stream ends (its browser reconnects, with its cursor)."""
+
+
 class Hubs:
     """The app's hubs by key; a hub lives while it has streams."""
 
     def __init__(self) -> None:
         self._hubs: dict[Hashable, Hub] = {}
+        self.closing = False
+
+    def close(self) -> None:
+        """End every stream, and any that joins later: the server is shutting down, and its
+        streams never end by themselves."""
+        self.closing = True
+        for hub in self._hubs.values():
+            for sub in hub.subscribers:
+                sub.end(ServerClosing())
 
     def __len__(self) -> int:
         return len(self._hubs)
@@ -328,6 +345,8 @@ class Hubs:
         if hub is None:
             hub = self._hubs[key] = make()
         sub = hub.join(user)
+        if self.closing:
+            sub.end(ServerClosing())
         try:
             yield hub, sub
         finally:

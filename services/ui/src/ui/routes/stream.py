@@ -22,7 +22,7 @@ from proto.api import LogLineView
 from ui import sse
 from ui.auth import COOKIE, User, decode_cookie, login_url
 from ui.client import ApiClient, NotLoggedIn
-from ui.hub import Batch, Hub, Hubs, relay
+from ui.hub import Batch, Hub, Hubs, ServerClosing, relay
 from ui.live import TAIL, Feed, decode_cursor
 from ui.metrics import SSE_STREAMS
 from ui.partials import RenderedLines
@@ -110,6 +110,8 @@ async def _session_events(
                     yield _chunk(batch, request.app.state.lines)
         except NotLoggedIn:
             yield _login_event(page)
+        except ServerClosing:
+            return
         finally:
             SSE_STREAMS.dec()
 
@@ -149,5 +151,7 @@ async def _facility_events(request: Request) -> AsyncIterator[bytes]:
                     yield _chunk(Batch([], cards), request.app.state.lines)
         except NotLoggedIn:
             yield _login_event("/")
+        except ServerClosing:
+            return
         finally:
             SSE_STREAMS.dec()
