@@ -5,20 +5,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from pathlib import Path
 
-from session_api.db.engine import make_engine, migrate, sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from session_api.db.models import Exposure, Microscope, Run, Session
 from session_api.db.types import utcnow
 from session_api.views import exposures_per_hour
 
 
 async def test_exposures_per_hour_is_the_live_runs_pace_and_zero_when_idle(
-    tmp_path: Path,
+    sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'rate.db'}")
-    await migrate(engine)
-    sessions = sessionmaker(engine)
     now = utcnow()
     async with sessions() as db:
         for mid in ("k1", "k2", "k3"):
@@ -68,4 +65,3 @@ async def test_exposures_per_hour_is_the_live_runs_pace_and_zero_when_idle(
         assert await exposures_per_hour(db, "k1") == 120.0
         assert await exposures_per_hour(db, "k2") == 0.0
         assert abs(await exposures_per_hour(db, "k3") - 120.0) < 1.0
-    await engine.dispose()

@@ -6,20 +6,19 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from proto.lease.memory import MemoryLeases
 from proto.messages.lease import LeaseHolder
-from session_api.db.engine import make_engine, migrate, sessionmaker
 from session_api.db.models import Microscope, Run, Session
 from session_api.db.types import utcnow
 from session_api.reconcile import reconcile_once
 
 
-async def test_a_silent_run_without_its_lease_ends_lost_after_a_second_look(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'r.db'}")
-    await migrate(engine)
-    sessions = sessionmaker(engine)
+async def test_a_silent_run_without_its_lease_ends_lost_after_a_second_look(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
     leases = MemoryLeases()
     dead, alive = uuid.uuid4(), uuid.uuid4()
     async with sessions() as db:
@@ -64,4 +63,3 @@ async def test_a_silent_run_without_its_lease_ends_lost_after_a_second_look(tmp_
         kept = await db.get(Run, alive)
         assert kept is not None and kept.state == "running"
     assert suspects == {}
-    await engine.dispose()

@@ -6,20 +6,19 @@ queued."""
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from proto import messages as m
 from proto.states import RunState
-from session_api.db.engine import make_engine, migrate, sessionmaker
 from session_api.db.models import Grid, Image, Microscope, Run, Session, Target
 from session_api.grids import grid_specs
 from session_api.projection import Projector, apply_state
 
 
-async def test_an_ended_run_leaves_its_queue_to_the_next(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'resume.db'}")
-    await migrate(engine)
-    sessions = sessionmaker(engine)
+async def test_an_ended_run_leaves_its_queue_to_the_next(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
     sid, gid, atlas, run_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     done, cut, fresh, hole = (uuid.uuid4() for _ in range(4))
 
@@ -101,4 +100,3 @@ async def test_an_ended_run_leaves_its_queue_to_the_next(tmp_path: Path) -> None
         assert (await db.get(Target, hole)).status is None  # type: ignore[union-attr]
         assert (await db.get(Target, cut)).status is None  # type: ignore[union-attr]
         assert (await db.get(Target, done)).status == "done"  # type: ignore[union-attr]
-    await engine.dispose()
