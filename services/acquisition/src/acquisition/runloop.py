@@ -291,10 +291,10 @@ class RunLoop:
             self.known.update({t.target_id: t for t in (*squares, *left)})
             holes = sum(1 for t in left if t.kind == "hole")
             self.info(
-                "going on with what the earlier run left queued on grid %s: %d holes, %d squares",
+                "going on with what the earlier run left queued on grid %s: %s, %s",
                 grid.name,
-                holes,
-                len(left) - holes,
+                _count(holes, "hole"),
+                _count(len(left) - holes, "square"),
             )
             self.queue.add(list(left), grid.name)
         else:
@@ -507,3 +507,7 @@ class RunLoop:
             lease.lost_reason,
         )
         self.lost.set()
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
