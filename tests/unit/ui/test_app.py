@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -82,6 +83,9 @@ async def test_browse_draws_targets_and_queues_on_click(
     assert page.count(f'<td class="num">#{number}</td>') == 21, "the run's row, and each exposure's"
     assert page.count('class="tgt square') == 6 and page.count('class="tgt hole') == 5
     assert 'href="/images/' in page and "truncated movie: 12 of 40 frames" in page
+    assert re.search(r'<a href="(/images/[^"]+)" target="_blank"[^>]*><img src="\1"', page), (
+        "a thumbnail opens its image at full size"
+    )
     assert "Defocus over time" in page and 'role="img"' in page
     grid = world.session.grids[0]
     square = next(t for t in world.session.targets.values() if t["kind"] == "square")
