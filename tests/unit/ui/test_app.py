@@ -126,3 +126,20 @@ def test_plots_are_accessible_svg() -> None:
     assert "No data yet" in empty
     odd = scatter([(t0, float("nan")), (t0, float("inf"))], title="Odd", ylabel="y")
     assert "No data yet" in odd
+
+
+def test_plot_axes_have_round_ticks_and_say_what_hollow_means() -> None:
+    t0 = datetime(2025, 1, 1, 9, 7, tzinfo=UTC)
+    hour = [(t0 + timedelta(minutes=i), float(i)) for i in range(0, 61, 3)]
+    svg = scatter(hour, title="Hour", ylabel="y", flagged=[i == 2 for i in range(len(hour))])
+    labels = re.findall(r'<text class="tick"[^>]*>([^<]*)</text>', svg)
+    assert {"09:15", "09:30", "09:45", "10:00"} <= set(labels), labels
+    assert "low confidence" in labels
+    days = [(t0 + timedelta(hours=6 * i), 1.0 + i) for i in range(9)]
+    labels = re.findall(
+        r'<text class="tick"[^>]*>([^<]*)</text>', scatter(days, title="D", ylabel="y")
+    )
+    assert "02 Jan 00:00" in labels and "low confidence" not in labels
+    hist = histogram([5.6 + i * 0.9 for i in range(26)], title="H", xlabel="x")
+    labels = re.findall(r'<text class="tick"[^>]*>([^<]*)</text>', hist)
+    assert {"10", "15", "20", "25"} <= set(labels), labels

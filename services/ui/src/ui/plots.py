@@ -30,6 +30,25 @@ def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     return out
 
 
+_TIME_STEPS = (60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
+"""Time-axis steps (s): 1, 2, 5, 10, 15, 30 min; 1, 2, 3, 6, 12 h; a day."""
+
+
+def _time_ticks(t0: float, t1: float, n: int = 5) -> list[float]:
+    """Round times (UTC) between ``t0`` and ``t1``, about ``n`` of them."""
+    raw = (t1 - t0) / n
+    step = next((s for s in _TIME_STEPS if s >= raw), 86400 * math.ceil(raw / 86400))
+    first = math.ceil(t0 / step) * step
+    return [first + i * step for i in range(int((t1 - first) // step) + 1)]
+
+
+def _x_label(x: float) -> str:
+    """Anchor of a tick label at ``x``: labels near the plot's ends stay inside it."""
+    if x < PAD_L + 24:
+        return "start"
+    return "end" if x > W - PAD_R - 24 else "middle"
+
+
 def _fmt(v: float) -> str:
     if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-2):
         return f"{v:.1e}"
@@ -110,12 +129,25 @@ def scatter(
             f"<title>{t:%H:%M:%S}: {_fmt(v)}</title></circle>"
         )
     first, last = min(t for t, _ in pts), max(t for t, _ in pts)
-    for t, anchor in ((first, "start"), (last, "end")):
+    days = first.date() != last.date()
+    clock = "%d %b %H:%M" if days else "%H:%M"
+    ticks = _time_ticks(t0, t1) if t1 - t0 >= 120 else []
+    if len(ticks) < 2:  # a few minutes: the first and the last point
+        ticks = [t0, t1] if t1 > t0 else [t0]
+    for tick in ticks:
+        px = x(tick)
         body.append(
-            f'<text class="tick" x="{x(t.timestamp()):.1f}" y="{H - PAD_B + 14}" '
-            f'text-anchor="{anchor}">{t:%H:%M}</text>'
+            f'<line class="grid" x1="{px:.1f}" x2="{px:.1f}" y1="{PAD_T}" y2="{H - PAD_B}"/>'
+            f'<text class="tick" x="{px:.1f}" y="{H - PAD_B + 14}" text-anchor="{_x_label(px)}">'
+            f"{datetime.fromtimestamp(tick, first.tzinfo):{clock}}</text>"
         )
-    desc = f"{len(pts)} points from {first:%H:%M} to {last:%H:%M}, {_fmt(lo)} to {_fmt(hi)}."
+    if any(flags):
+        body.append(
+            f'<circle class="pt flagged" cx="{W - PAD_R - 100}" cy="12" r="3"/>'
+            f'<text class="tick" x="{W - PAD_R}" y="16" text-anchor="end">low confidence</text>'
+        )
+    when = f"{first:{clock}} to {last:{clock}}"
+    desc = f"{len(pts)} points from {when}, {_fmt(lo)} to {_fmt(hi)}."
     return _frame(title, desc, body, "time (UTC)", ylabel)
 
 
@@ -148,10 +180,10 @@ def histogram(values: Sequence[float], *, title: str, xlabel: str, bins: int = 2
             f'width="{max(bw - 2, 1):.1f}" height="{H - PAD_B - y(c):.1f}">'
             f"<title>{_fmt(a)} – {_fmt(b)}: {c}</title></rect>"
         )
-    for v, anchor in ((lo, "start"), (hi, "end")):
-        px = PAD_L if anchor == "start" else W - PAD_R
+    for v in _ticks(lo, hi):
+        px = PAD_L + (v - lo) / (hi - lo) * (W - PAD_L - PAD_R)
         body.append(
-            f'<text class="tick" x="{px}" y="{H - PAD_B + 14}" text-anchor="{anchor}">'
+            f'<text class="tick" x="{px:.1f}" y="{H - PAD_B + 14}" text-anchor="{_x_label(px)}">'
             f"{_fmt(v)}</text>"
         )
     desc = f"{len(vals)} values from {_fmt(lo)} to {_fmt(hi)} in {bins} bins; tallest {top}."
