@@ -9,6 +9,7 @@ import httpx
 from unit.ui.conftest import World, login
 
 from proto.bus.memory import MemoryBus
+from proto.states import ExitReason, RunState
 from ui.app import create_app
 from ui.metrics import UiBusObserver
 from ui.plots import histogram, scatter
@@ -143,3 +144,24 @@ def test_plot_axes_have_round_ticks_and_say_what_hollow_means() -> None:
     hist = histogram([5.6 + i * 0.9 for i in range(26)], title="H", xlabel="x")
     labels = re.findall(r'<text class="tick"[^>]*>([^<]*)</text>', hist)
     assert {"10", "15", "20", "25"} <= set(labels), labels
+
+
+async def test_the_browser_says_when_its_run_took_new_exposures(
+    ui: httpx.AsyncClient, world: World
+) -> None:
+    await login(ui, "operator")
+    await ui.post(f"/sessions/{world.session.id}/start", headers={"HX-Request": "true"})
+    run = world.fake.sessions[world.session.id].runs[-1]
+    page = (await ui.get(f"/sessions/{world.session.id}/browse")).text
+    news = f"/sessions/{world.session.id}/browse/news?run={run['id']}&amp;seen=0"
+    assert f'hx-get="{news}" hx-trigger="every 10s"' in page
+    url = news.replace("&amp;", "&")
+    quiet = (await ui.get(url)).text
+    assert re.search(r'<p id="browse-news"[^>]*hx-trigger="every 10s"[^>]*></p>', quiet)
+    run["exposures"] = 3
+    assert "3 new exposures since this page was loaded" in (await ui.get(url)).text
+    await world.fake.set_state(world.session, RunState.ENDED, ExitReason.STOPPED)
+    ended = (await ui.get(url)).text
+    assert "and the run has ended" in ended and "hx-trigger" not in ended
+    idle = (await ui.get(f"/sessions/{world.other.id}/browse")).text
+    assert 'id="browse-news"' not in idle, "no run, nothing to watch"

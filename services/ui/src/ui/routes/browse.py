@@ -105,10 +105,35 @@ async def browse(
         "run_numbers": {r.id: r.number for r in runs},
         "grid_names": {g.id: g.name for g in session.grids},
         "plots": _plots(exposures),
+        "every_s": NEWS_EVERY_S,
         "can_operate": user.can_operate,
         "nav": "sessions",
     }
     return render(request, "pages/browse.html", context)
+
+
+NEWS_EVERY_S = 10
+"""How often an open session browser asks whether its live run took new exposures."""
+
+
+@router.get("/sessions/{session_id}/browse/news")
+async def browse_news(
+    request: Request, session_id: UUID, api: ApiDep, run: UUID, seen: int = 0
+) -> Response:
+    """What the run the page was loaded with did since: new exposures, or that it ended.
+    The page is not re-rendered under the reader (its tables would lose their scroll):
+    it offers to reload."""
+    session = await api.session(session_id)
+    live = session.run if session.run is not None and session.run.id == run else None
+    context = {
+        "s": session,
+        "run_id": run,
+        "seen": seen,
+        "new": (live.exposures - seen) if live is not None else 0,
+        "ended": live is None or not live.state.live,
+        "every_s": NEWS_EVERY_S,
+    }
+    return render(request, "partials/_browse_news.html", context)
 
 
 async def _nothing() -> None:
