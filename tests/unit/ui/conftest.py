@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -53,3 +54,12 @@ async def ui(world: World) -> AsyncIterator[httpx.AsyncClient]:
 async def login(client: httpx.AsyncClient, who: str) -> None:
     r = await client.post("/login", data={"username": who, "password": PASSWORDS[who]})
     assert r.status_code == 303, r.text
+
+
+async def start_run(client: httpx.AsyncClient, world: World) -> dict[str, Any]:
+    """Log in as operator and start the world's session; the fake's record of the run."""
+    await login(client, "operator")
+    r = await client.post(f"/sessions/{world.session.id}/start", headers={"HX-Request": "true"})
+    assert r.status_code == 200, r.text
+    run: dict[str, Any] = world.fake.sessions[world.session.id].runs[-1]
+    return run

@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from unit.ui.conftest import World, login
+from unit.ui.conftest import World, login, start_run
 
 from proto.bus.memory import MemoryBus
 from proto.states import ExitReason, RunState
@@ -149,9 +149,7 @@ def test_plot_axes_have_round_ticks_and_say_what_hollow_means() -> None:
 async def test_the_browser_says_when_its_run_took_new_exposures(
     ui: httpx.AsyncClient, world: World
 ) -> None:
-    await login(ui, "operator")
-    await ui.post(f"/sessions/{world.session.id}/start", headers={"HX-Request": "true"})
-    run = world.fake.sessions[world.session.id].runs[-1]
+    run = await start_run(ui, world)
     page = (await ui.get(f"/sessions/{world.session.id}/browse")).text
     news = f"/sessions/{world.session.id}/browse/news?run={run['id']}&amp;seen=0"
     assert f'hx-get="{news}" hx-trigger="every 10s"' in page

@@ -6,7 +6,7 @@ import re
 
 import httpx
 import pytest
-from unit.ui.conftest import World, login
+from unit.ui.conftest import World, login, start_run
 from unit.ui.fake_api import volume
 
 from proto.states import ExitReason, RunState
@@ -302,9 +302,7 @@ async def test_session_state_for_ended_run(ui: httpx.AsyncClient, world: World) 
 async def test_failed_exposures_show_in_the_process_panel(
     ui: httpx.AsyncClient, world: World
 ) -> None:
-    await login(ui, "operator")
-    await ui.post(f"/sessions/{world.session.id}/start", headers={"HX-Request": "true"})
-    run = world.fake.sessions[world.session.id].runs[-1]
+    run = await start_run(ui, world)
     page = (await ui.get(f"/sessions/{world.session.id}")).text
     assert "failed</a>" not in page
     run["exposures"], run["exposures_failed"] = 12, 3

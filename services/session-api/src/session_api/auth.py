@@ -146,7 +146,7 @@ async def audit_denied(request: Request, username: str, detail: str) -> None:
         action,
         "refused 403",
         session_id=session_id,
-        target=str(target) if target else None,
+        target=target or None,
         detail=detail,
     )
 

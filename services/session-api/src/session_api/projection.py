@@ -386,15 +386,13 @@ async def _settle_queue(db: AsyncSession, run: Run) -> None:
         .values(status="queued")
     )
     if run.queue:
-        items = [
-            {**i, "status": "queued"} if i.get("status") == "acquiring" else i
-            for i in run.queue.get("items", [])
-        ]
-        counts = dict(run.queue.get("counts", {}))
-        for i in run.queue.get("items", []):
-            if i.get("status") == "acquiring":
-                kind = f"{i.get('kind', 'square')}s_queued"
+        items, counts = [], dict(run.queue.get("counts", {}))
+        for item in run.queue.get("items", []):
+            if item.get("status") == "acquiring":
+                item = {**item, "status": "queued"}
+                kind = f"{item.get('kind', 'square')}s_queued"
                 counts[kind] = counts.get(kind, 0) + 1
+            items.append(item)
         counts["queued"] = counts.get("queued", 0) + counts.pop("acquiring", 0)
         run.queue = {"items": items, "counts": counts}
 

@@ -143,10 +143,13 @@ async def microscope_view(db: AsyncSession, m: Microscope) -> api.MicroscopeView
         if v.level != "ok"
     ]
     view = run_view(run) if run else None
-    if view and view.state != RunState.ENDED and (view.heartbeat_age_s or 0) > 10:
-        alerts.append(f"heartbeat {view.heartbeat_age_s:.0f} s old")
-    if view and view.state != RunState.ENDED and view.exposures_failed:
-        alerts.append(f"processing failed on {view.exposures_failed} of {view.exposures} exposures")
+    if view and view.state != RunState.ENDED:
+        if (view.heartbeat_age_s or 0) > 10:
+            alerts.append(f"heartbeat {view.heartbeat_age_s:.0f} s old")
+        if view.exposures_failed:
+            alerts.append(
+                f"processing failed on {view.exposures_failed} of {view.exposures} exposures"
+            )
     return api.MicroscopeView(
         id=m.id,
         name=m.name,

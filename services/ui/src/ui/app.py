@@ -127,18 +127,11 @@ def _errors(app: FastAPI) -> None:
 
 def _error_answer(request: Request, exc: ApiError) -> Response:
     """The error page, or for htmx the message the page shows in its message area."""
-    user = getattr(request.state, "user", None)
-    if is_htmx(request):
-        return render(
-            request,
-            "partials/_message.html",
-            {"error": exc, "user": user},
-            status_code=exc.status or 502,
-            headers={"HX-Retarget": "#messages", "HX-Reswap": "innerHTML"},
-        )
+    htmx = is_htmx(request)
     return render(
         request,
-        "pages/error.html",
-        {"error": exc, "user": user},
+        "partials/_message.html" if htmx else "pages/error.html",
+        {"error": exc},
         status_code=exc.status or 502,
+        headers={"HX-Retarget": "#messages", "HX-Reswap": "innerHTML"} if htmx else None,
     )

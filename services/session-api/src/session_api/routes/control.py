@@ -102,25 +102,14 @@ async def begin_run(
     db: DbDep, bus: BusDep, session: Session, user: CurrentUser, note: str | None = None
 ) -> Run:
     """Create a new run row, claim the session for it, and send ``run.start``."""
-    grids = (
-        await db.scalars(
-            select(Grid)
-            .where(Grid.session_id == session.id, Grid.status != "done")
-            .order_by(Grid.position)
-        )
+    every = (
+        await db.scalars(select(Grid).where(Grid.session_id == session.id).order_by(Grid.position))
     ).all()
+    grids = [g for g in every if g.status != "done"]
     if not grids:
         raise HTTPException(status.HTTP_409_CONFLICT, f"every grid of {session.name} is done")
     specs = await grid_specs(db, grids)
-    done = tuple(
-        (
-            await db.scalars(
-                select(Grid.name)
-                .where(Grid.session_id == session.id, Grid.status == "done")
-                .order_by(Grid.position)
-            )
-        ).all()
-    )
+    done = tuple(g.name for g in every if g.status == "done")
     run_id, name, session_id = uuid.uuid4(), session.name, session.id
     claimed = await db.execute(
         update(Session)

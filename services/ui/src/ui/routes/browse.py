@@ -76,6 +76,10 @@ async def _square(api: ApiClient, square: UUID | None) -> SquareDetail | None:
         return None
 
 
+NEWS_EVERY_S = 10
+"""How often an open session browser asks whether its live run took new exposures."""
+
+
 @router.get("/sessions/{session_id}/browse")
 async def browse(
     request: Request,
@@ -110,10 +114,6 @@ async def browse(
         "nav": "sessions",
     }
     return render(request, "pages/browse.html", context)
-
-
-NEWS_EVERY_S = 10
-"""How often an open session browser asks whether its live run took new exposures."""
 
 
 @router.get("/sessions/{session_id}/browse/news")
