@@ -36,7 +36,8 @@ async def main(out: Path) -> None:
     scopes = AcquisitionSettings().microscopes
     # the second scope writes every third movie truncated: the operations page has real
     # dead letters to show
-    scopes[1] = scopes[1].model_copy(update={"faults": Faults(truncate_every=3)})
+    simulator = scopes[1].simulator.model_copy(update={"faults": Faults(truncate_every=3)})
+    scopes[1] = scopes[1].model_copy(update={"simulator": simulator})
     acq = AcquisitionSettings(squares_per_grid=2, holes_per_square=3, microscopes=scopes)
     async with embedded_stack(
         ui_port=8190,

@@ -16,7 +16,9 @@ SLOW = pytest.mark.faults(slow_file_s=0.3)
 async def test_start_takes_exposures_and_soft_stop_ends_stopped(system: System) -> None:
     session = await system.session("alpha", grids=3)
     run_id = await system.start(session["id"])
-    await system.wait_for(m.ExposureAcquired, lambda e: e.run_id == run_id)
+    exposure = await system.wait_for(m.ExposureAcquired, lambda e: e.run_id == run_id)
+    # the exposure says how it was taken: the scope's optics and camera (its configuration)
+    assert exposure.optics == m.Optics() and exposure.detector == m.Detector()
     r = await system.clients["operator"].post(f"/api/sessions/{session['id']}/stop")
     assert r.status_code == 202 and r.json()["stop_requested"] is True
     stopping = await system.wait_for(

@@ -18,11 +18,12 @@ from typing import Any, TypeVar
 import httpx
 from fastapi import FastAPI
 
+from acquisition.config import MicroscopeConfig
 from acquisition.driver import Microscope
 from acquisition.service import attach as attach_acquisition
 from acquisition.service import build_scopes, reporting
 from acquisition.settings import AcquisitionSettings
-from acquisition.simulator import Faults, SimulatorConfig
+from acquisition.simulator import Faults, SimulatorSettings
 from processing.service import attach as attach_processing
 from processing.settings import ProcessingSettings
 from proto import messages as m
@@ -42,17 +43,19 @@ HEARTBEAT_S = 1.0
 """Worker heartbeats in tests: fast, so a test can watch one arrive."""
 
 
-def fast_scope(scope_id: str, name: str, **faults: Any) -> SimulatorConfig:
-    return SimulatorConfig(
+def fast_scope(scope_id: str, name: str, **faults: Any) -> MicroscopeConfig:
+    return MicroscopeConfig(
         id=scope_id,
         name=name,
-        seed=5,
-        speed=5000,
-        atlas_px=1024,
-        square_px=768,
-        movie_px=256,
-        frames=4,
-        faults=Faults(**faults),
+        simulator=SimulatorSettings(
+            seed=5,
+            speed=5000,
+            atlas_px=1024,
+            square_px=768,
+            movie_px=256,
+            frames=4,
+            faults=Faults(**faults),
+        ),
     )
 
 

@@ -22,6 +22,7 @@ from proto.messages.image import (
 )
 from proto.messages.lease import LeaseDenied, LeaseGranted, LeaseHolder, LeaseLost, LeaseReleased
 from proto.messages.log import LogRecorded
+from proto.messages.optics import Detector, FrameFormat, GainFlip, Optics
 from proto.messages.projection import StateProjected
 from proto.messages.run import (
     DecideRun,
@@ -49,8 +50,11 @@ __all__ = [
     "DecideRun",
     "DecisionRequested",
     "DecisionTaken",
+    "Detector",
     "ExposureAcquired",
     "ExposureProcessed",
+    "FrameFormat",
+    "GainFlip",
     "GridFinished",
     "GridLoaded",
     "GridSpec",
@@ -67,6 +71,7 @@ __all__ = [
     "LogRecorded",
     "Message",
     "MicroscopeReported",
+    "Optics",
     "PauseBetweenGridsChanged",
     "QueueItem",
     "QueueUpdated",

@@ -8,6 +8,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from proto.messages.base import RunMessage
+from proto.messages.optics import Detector, Optics
 from proto.topology import COMMANDS, EVENTS
 
 TargetKind = Literal["square", "hole"]
@@ -111,6 +112,11 @@ class ExposureAcquired(RunMessage):
     movie: ImageRef
     n_frames: int = Field(ge=1)
     dose_e_per_a2: float = Field(gt=0)
+    optics: Optics | None = None
+    """The microscope's optics when the movie was taken (``None`` from older senders:
+    processing then assumes the defaults of :class:`~proto.messages.optics.Optics`)."""
+    detector: Detector | None = None
+    """The camera and how its frames are written (format, gain reference, EER grouping)."""
 
 
 class QueueUpdated(RunMessage):

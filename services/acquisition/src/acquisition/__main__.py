@@ -7,6 +7,7 @@ import logging
 
 from prometheus_client import CollectorRegistry
 
+from acquisition.config import ConfigError
 from acquisition.metrics import AcquisitionMetrics
 from acquisition.service import attach, reporting
 from acquisition.settings import AcquisitionSettings
@@ -18,7 +19,10 @@ from proto.settings import AmqpSettings
 
 
 async def main() -> None:
-    settings = AcquisitionSettings()
+    try:
+        settings = AcquisitionSettings()
+    except ConfigError as exc:
+        raise SystemExit(f"acquisition: {exc}") from None
     configure_logging(settings.log_level)
     registry = CollectorRegistry()
     metrics = AcquisitionMetrics(registry)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from proto.errors import PermanentError, TransientError
-from proto.messages import GridSpec, ImageRef, Target, VolumeStatus
+from proto.messages import Detector, GridSpec, ImageRef, Optics, Target, VolumeStatus
 
 
 class DriverError(TransientError):
@@ -42,6 +42,10 @@ class Microscope(Protocol):
     id: str
     name: str
     driver: str
+    optics: Optics
+    """The scope's optics (from its configuration); every exposure carries them."""
+    detector: Detector
+    """The camera exposures are recorded on, and how it writes frames."""
 
     async def connect(self) -> None:
         """Open the connection to the scope. Raises ``DriverError``."""

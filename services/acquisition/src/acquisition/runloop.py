@@ -432,6 +432,8 @@ class RunLoop:
                 movie=ref,
                 n_frames=movie.n_frames,
                 dose_e_per_a2=movie.dose_e_per_a2,
+                optics=self.scope.optics,
+                detector=self.scope.detector,
             )
         )
         self.info(

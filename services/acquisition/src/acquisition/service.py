@@ -7,7 +7,9 @@ import contextlib
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
+from acquisition.config import ConfigError, MicroscopeConfig
 from acquisition.driver import Microscope
 from acquisition.launchers import ProcessLauncher, TaskLauncher
 from acquisition.runloop import RunSettings
@@ -29,8 +31,15 @@ def child_settings(environ: dict[str, str]) -> AcquisitionSettings:
     return AcquisitionSettings.model_validate_json(raw) if raw else AcquisitionSettings()
 
 
+def build_scope(config: MicroscopeConfig, data_root: Path) -> Microscope:
+    """The driver of one configured microscope."""
+    if config.driver == "simulated":
+        return SimulatedMicroscope(config, data_root)
+    raise ConfigError(f"microscope {config.id}: the {config.driver} driver is not available")
+
+
 def build_scopes(settings: AcquisitionSettings) -> dict[str, Microscope]:
-    return {c.id: SimulatedMicroscope(c, settings.data_root) for c in settings.microscopes}
+    return {c.id: build_scope(c, settings.data_root) for c in settings.microscopes}
 
 
 def run_settings(settings: AcquisitionSettings) -> RunSettings:

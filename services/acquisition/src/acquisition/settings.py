@@ -5,26 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from acquisition.simulator import SimulatorConfig
-
-
-def _default_scopes() -> list[SimulatorConfig]:
-    return [
-        SimulatorConfig(id="krios-1", name="Krios G4 (simulated)", seed=11),
-        SimulatorConfig(id="glacios-1", name="Glacios (simulated)", seed=23),
-    ]
+from acquisition.config import MicroscopeConfig, default_microscopes, load_microscopes
 
 
 class AcquisitionSettings(BaseSettings):
-    """``ACQUISITION_MICROSCOPES`` is a JSON list of simulator configurations."""
+    """The microscopes come from ``ACQUISITION_MICROSCOPES_FILE`` (a TOML file, see
+    :mod:`acquisition.config`), else from ``ACQUISITION_MICROSCOPES`` (a JSON list of the same
+    tables), else the demo's two simulated scopes."""
 
     model_config = SettingsConfigDict(env_prefix="ACQUISITION_", extra="ignore")
 
     data_root: Path = Path("var/data")
-    microscopes: list[SimulatorConfig] = Field(default_factory=_default_scopes)
+    microscopes_file: Path | None = None
+    microscopes: list[MicroscopeConfig] = Field(default_factory=default_microscopes)
     run_mode: Literal["process", "task"] = "process"
     """Each run in its own child process and process group (deployments), or as a task of
     this process (the embedded demo, where the in-memory bus cannot cross processes)."""
@@ -38,3 +34,12 @@ class AcquisitionSettings(BaseSettings):
     worker_heartbeat_s: float = Field(10.0, gt=0)
     """How often the service tells the operations page it is alive."""
     log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _read_microscopes_file(self) -> AcquisitionSettings:
+        """The file, when named, is the configuration (raises ``ConfigError`` naming the
+        field); it is read once, here, and the run processes get what was read."""
+        if self.microscopes_file is not None:
+            self.microscopes = load_microscopes(self.microscopes_file)
+            self.microscopes_file = None
+        return self

@@ -1,5 +1,6 @@
 """The simulated microscope: deterministic synthetic atlases, squares and movies."""
 
-from acquisition.simulator.scope import Faults, SimulatedMicroscope, SimulatorConfig
+from acquisition.simulator.scope import SimulatedMicroscope
+from acquisition.simulator.settings import Faults, SimulatorSettings
 
-__all__ = ["Faults", "SimulatedMicroscope", "SimulatorConfig"]
+__all__ = ["Faults", "SimulatedMicroscope", "SimulatorSettings"]

@@ -7,11 +7,11 @@ import asyncio
 import hashlib
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, Field
 
 from acquisition.driver import AcquiredMovie, DiskFull, DriverError
 from acquisition.physics.atlas import simulate_atlas
@@ -20,7 +20,10 @@ from acquisition.physics.mrc import write_simulated_mrc
 from acquisition.physics.square import simulate_square
 from acquisition.physics.truth import AtlasTruth, SquareImageTruth
 from acquisition.simulator.files import truncate, write_preview
-from proto.messages import GridSpec, ImageRef, Target, VolumeStatus
+from proto.messages import Detector, GridSpec, ImageRef, Optics, Target, VolumeStatus
+
+if TYPE_CHECKING:  # the configuration imports the simulator's settings from this package
+    from acquisition.config import MicroscopeConfig
 
 F32 = npt.NDArray[np.float32]
 
@@ -35,36 +38,6 @@ REAL_SECONDS = {
 }
 
 
-class Faults(BaseModel):
-    """Faults to inject; all off by default."""
-
-    fail_connect: bool = False
-    disconnect_after_exposures: int | None = Field(None, ge=0)
-    stage_error_every: int | None = Field(None, ge=1)
-    truncate_every: int | None = Field(None, ge=1)
-    slow_file_s: float = Field(0.0, ge=0)
-    disk_free_fraction: float | None = Field(None, ge=0, le=1)
-
-
-class SimulatorConfig(BaseModel):
-    """One simulated microscope."""
-
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
-    name: str
-    seed: int = 7
-    speed: float = Field(60.0, gt=0)
-    """How many times faster than a real scope."""
-    atlas_px: int = Field(1024, ge=256)
-    square_px: int = Field(1024, ge=256)
-    movie_px: int = Field(512, ge=128)
-    frames: int = Field(10, ge=2)
-    pixel_size_a: float = Field(1.0, gt=0)
-    dose_per_frame: float = Field(1.0, gt=0)
-    mesh: int = 300
-    pattern: str = "R1.2/1.3"
-    faults: Faults = Field(default_factory=Faults)
-
-
 def _seed(*parts: object) -> int:
     digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
     return int.from_bytes(digest[:4], "little")
@@ -73,11 +46,14 @@ def _seed(*parts: object) -> int:
 class SimulatedMicroscope:
     """:class:`acquisition.driver.Microscope` on synthetic images (see ``acquisition.physics``)."""
 
-    driver = "simulator"
+    driver = "simulated"
 
-    def __init__(self, config: SimulatorConfig, data_root: Path) -> None:
-        self.config = config
-        self.id, self.name = config.id, config.name
+    def __init__(self, microscope: MicroscopeConfig, data_root: Path) -> None:
+        self.microscope = microscope
+        self.config = microscope.simulator
+        self.id, self.name = microscope.id, microscope.name
+        self.optics: Optics = microscope.optics
+        self.detector: Detector = microscope.detector
         self.data_root = data_root
         self.connected = False
         self.connect_calls = 0
@@ -160,7 +136,7 @@ class SimulatedMicroscope:
             _seed(c.seed, hole.target_id, self.exposures),
             shape=(c.movie_px, c.movie_px),
             n_frames=c.frames,
-            pixel_size_a=c.pixel_size_a,
+            pixel_size_a=self.detector.pixel_size_a,
             dose_per_frame_e_per_a2=c.dose_per_frame,
         )
         await self._take("expose")
@@ -172,7 +148,7 @@ class SimulatedMicroscope:
             write_simulated_mrc,
             path,
             frames,
-            pixel_size_a=c.pixel_size_a,
+            pixel_size_a=self.detector.pixel_size_a,
             dose_e_per_a2=c.dose_per_frame * c.frames,
             overwrite=True,
         )
@@ -180,7 +156,7 @@ class SimulatedMicroscope:
         if faults.truncate_every and self.exposures % faults.truncate_every == 0:
             truncate(path)
         return AcquiredMovie(
-            path, c.frames, c.dose_per_frame * c.frames, c.pixel_size_a, frames.shape
+            path, c.frames, c.dose_per_frame * c.frames, self.detector.pixel_size_a, frames.shape
         )
 
     def volumes(self) -> list[VolumeStatus]:
