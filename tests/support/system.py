@@ -43,6 +43,11 @@ HEARTBEAT_S = 1.0
 """Worker heartbeats in tests: fast, so a test can watch one arrive."""
 
 
+def hold_file(data_root: Path, scope_id: str) -> Path:
+    """The gate that holds ``scope_id``'s exposures while it exists (see ``Faults.hold_file``)."""
+    return data_root.parent / f"hold-{scope_id}"
+
+
 def fast_scope(scope_id: str, name: str, **faults: Any) -> MicroscopeConfig:
     return MicroscopeConfig(
         id=scope_id,
@@ -63,7 +68,10 @@ def acquisition_settings(data_root: Path, mode: str, **faults: Any) -> Acquisiti
     return AcquisitionSettings(
         data_root=data_root,
         run_mode=mode,  # type: ignore[arg-type]
-        microscopes=[fast_scope("krios-1", "Krios 1", **faults), fast_scope("krios-2", "Krios 2")],
+        microscopes=[
+            fast_scope("krios-1", "Krios 1", hold_file=hold_file(data_root, "krios-1"), **faults),
+            fast_scope("krios-2", "Krios 2", hold_file=hold_file(data_root, "krios-2")),
+        ],
         squares_per_grid=2,
         holes_per_square=2,
         heartbeat_s=0.5,
@@ -78,6 +86,7 @@ class System:
     leases: LeaseManager
     api: FastAPI
     scopes: dict[str, Microscope]
+    data_root: Path
     clients: dict[str, httpx.AsyncClient] = field(default_factory=dict)
     projected: list[m.Message] = field(default_factory=list)
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
@@ -123,6 +132,19 @@ class System:
     def mark(self) -> int:
         return len(self.projected)
 
+    def hold(self, scope_id: str = "krios-1") -> None:
+        """From now on ``scope_id``'s next exposure waits, mid-acquisition, until
+        :meth:`release` (the run is past its last safe point: a stop cannot cut it short)."""
+        hold_file(self.data_root, scope_id).touch()
+
+    def release(self, scope_id: str = "krios-1") -> None:
+        hold_file(self.data_root, scope_id).unlink(missing_ok=True)
+
+    async def held(self, scope_id: str = "krios-1", timeout: float = 30) -> None:
+        """Until ``scope_id``'s run waits at the gate :meth:`hold` set."""
+        gate = hold_file(self.data_root, scope_id)
+        await until_exists(gate.with_name(gate.name + ".held"), timeout)
+
     async def session(
         self, name: str = "alpha", microscope: str = "krios-1", grids: int = 2, pause: bool = False
     ) -> dict[str, Any]:
@@ -143,6 +165,13 @@ class System:
         r = await self.clients[role].post(f"/api/sessions/{session_id}/start")
         assert r.status_code == 202, r.text
         return uuid.UUID(r.json()["run_id"])
+
+
+async def until_exists(path: Path, timeout: float) -> None:
+    """Until ``path`` exists (written by another process: there is no event to wait on)."""
+    async with asyncio.timeout(timeout):
+        while not path.exists():
+            await asyncio.sleep(0.01)
 
 
 @contextmanager
@@ -186,7 +215,7 @@ async def running_system(
         # publishes its own run's lines)
         stack.enter_context(bus_logs(bus))
         await stack.enter_async_context(api.router.lifespan_context(api))
-        system = System(bus, leases, api, scopes)
+        system = System(bus, leases, api, scopes, tmp / "data")
         api.state.projector.listeners.append(system.on_projected)
         async with api.state.sessionmaker() as db:
             for role in ROLES:

@@ -144,6 +144,8 @@ class SimulatedMicroscope:
         path.parent.mkdir(parents=True, exist_ok=True)
         if faults.slow_file_s:
             await asyncio.sleep(faults.slow_file_s)  # the injected slow file system
+        if faults.hold_file is not None:
+            await _held(faults.hold_file)
         await asyncio.to_thread(
             write_simulated_mrc,
             path,
@@ -171,6 +173,23 @@ class SimulatedMicroscope:
                 name="data", path=str(self.data_root), total_bytes=usage.total, free_bytes=free
             )
         ]
+
+
+HOLD_POLL_S = 0.01
+
+
+async def _held(gate: Path) -> None:
+    """Wait while ``gate`` exists; ``<gate>.held`` exists while waiting (a file, not an
+    event: the holder may be another process)."""
+    if not gate.exists():
+        return
+    held = gate.with_name(gate.name + ".held")
+    held.touch()
+    try:
+        while gate.exists():
+            await asyncio.sleep(HOLD_POLL_S)  # polled: the test's process owns the gate
+    finally:
+        held.unlink(missing_ok=True)
 
 
 async def _save(path: Path, image: F32, truth: AtlasTruth | SquareImageTruth) -> ImageRef:

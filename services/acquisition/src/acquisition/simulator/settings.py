@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -16,6 +18,10 @@ class Faults(BaseModel):
     truncate_every: int | None = Field(None, ge=1)
     slow_file_s: float = Field(0.0, ge=0)
     disk_free_fraction: float | None = Field(None, ge=0, le=1)
+    hold_file: Path | None = None
+    """While this file exists, each exposure waits before its movie is written (the run has
+    passed its last safe point and is inside the acquisition), and ``<hold_file>.held`` says
+    so: a test holds a run mid-exposure for as long as a state must last, across processes."""
 
 
 class SimulatorSettings(BaseModel):
