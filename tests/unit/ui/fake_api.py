@@ -43,6 +43,7 @@ from proto.messages.image import QueueItem, QueueUpdated
 from proto.messages.log import LogRecorded
 from proto.messages.projection import StateProjected
 from proto.messages.run import RunStateChanged
+from proto.messages.session import SessionChanged
 from proto.states import ExitReason, RunState
 
 Auth = Annotated[str | None, Header()]
@@ -250,6 +251,20 @@ class FakeApi:
             )
             # like session-api: the pages hear of a change once it is committed
             await self.bus.publish(StateProjected.of(event))
+
+    async def announce(self, s: Sess, change: str, who: str) -> None:
+        """What session-api publishes once it has committed a control's change itself."""
+        if self.bus is not None:
+            run = self.live_run(s)
+            await self.bus.publish(
+                SessionChanged(
+                    run_id=run["id"] if run else None,
+                    session_id=s.id,
+                    microscope_id=s.scope,
+                    change=change,
+                    requested_by=who,
+                )
+            )
 
     async def publish_queue(self, s: Sess) -> None:
         q = self.queue_view(s)
@@ -466,6 +481,7 @@ class FakeApi:
                     acquired_at=now(),
                 )
                 await fake.log(s, "acquisition", f"run {run['number']} started", "info")
+            await fake.announce(s, f"run {run['number']} starting", who)
             await fake.publish_state(s, run)
             return StartResponse(run_id=run["id"], session_id=s.id)
 
@@ -488,12 +504,14 @@ class FakeApi:
 
         @app.post("/api/sessions/{session_id}/stop", status_code=202)
         async def stop(session_id: UUID, authorization: Auth = None) -> RunView:
-            user_of(authorization, "operator")
+            who = user_of(authorization, "operator")
             s = sess(session_id)
             run = fake.live_run(s)
             if run is None:
                 raise HTTPException(409, "no live run to stop")
-            await fake.set_state(s, RunState.STOPPING, stop_requested=True)
+            run["stop_requested"] = True
+            await fake.announce(s, f"stop requested for run {run['number']}", who)
+            await fake.set_state(s, RunState.STOPPING)
             if fake.auto_end_on_stop is not None:
                 asyncio.get_running_loop().call_later(
                     fake.auto_end_on_stop,
@@ -516,7 +534,7 @@ class FakeApi:
         async def pause(
             session_id: UUID, body: Annotated[dict[str, Any], Body()], authorization: Auth = None
         ) -> SessionView:
-            user_of(authorization, "operator")
+            who = user_of(authorization, "operator")
             s = sess(session_id)
             if not isinstance(body.get("enabled"), bool):
                 raise HTTPException(422, [{"loc": ["body", "enabled"], "msg": "not a boolean"}])
@@ -524,6 +542,7 @@ class FakeApi:
             run = fake.live_run(s)
             if run is not None:
                 run["pause_between_grids"] = s.pause
+            await fake.announce(s, f"pause between grids {'on' if s.pause else 'off'}", who)
             return fake.session_view(s)
 
         @app.post("/api/sessions/{session_id}/decision", status_code=202)

@@ -1,6 +1,8 @@
 """The shared refresh of live partials: one session-api read and one render per event for
-every open stream of a session, log lines never held back by a refresh, unchanged parts not
-resent, expired logins ended, hubs dropped with their last stream."""
+every open stream of a session, reads one after the other and sent in that order (the stream
+is the only writer of a page's live parts), log lines never held back by a refresh, unchanged
+parts not resent, failed reads sending nothing, expired logins ended, hubs dropped with their
+last stream."""
 
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from proto.states import RunState
 from ui import hub as hub_module
 from ui.auth import User
 from ui.client import NotLoggedIn
-from ui.hub import Batch, Hub, Hubs, relay, unversioned
+from ui.hub import Batch, Hub, Hubs, relay
 from ui.live import Feed
 from ui.render import make_templates
 from ui.sources import SessionSource
@@ -46,20 +48,39 @@ class Gate(httpx.AsyncBaseTransport):
         self.open = asyncio.Event()
         self.open.set()
         self.held = asyncio.Event()
+        self.answer_first = False
+        """Hold a session read's answer (read already) instead of the request."""
 
-        self.failing = False
+        self.failing: set[str] = set()
+        """Paths answered 503 (``/api/sessions/…``, ``/api/microscopes``) while listed."""
         self.failed = asyncio.Event()
         self.failures = 0
+        self.reading = 0
+        self.most_reading = 0
+        """The most session reads under way at once."""
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if not self.open.is_set() and request.url.path.startswith("/api/sessions/"):
-            self.held.set()
-            await self.open.wait()
-        if self.failing and request.url.path.startswith("/api/sessions/"):
-            self.failed.set()
-            self.failures += 1
-            return httpx.Response(503, json={"detail": "database unavailable"})
-        return await self._inner.handle_async_request(request)
+        path = request.url.path
+        session = path.startswith("/api/sessions/") and path.count("/") == 3
+        self.reading += session
+        self.most_reading = max(self.most_reading, self.reading)
+        try:
+            if not self.open.is_set() and path.startswith("/api/sessions/"):
+                if self.answer_first:  # read now, answer once the gate opens
+                    response = await self._inner.handle_async_request(request)
+                    await response.aread()
+                    self.held.set()
+                    await self.open.wait()
+                    return response
+                self.held.set()
+                await self.open.wait()
+            if any(path.startswith(p) for p in self.failing):
+                self.failed.set()
+                self.failures += 1
+                return httpx.Response(503, json={"detail": "database unavailable"})
+            return await self._inner.handle_async_request(request)
+        finally:
+            self.reading -= session
 
 
 @dataclass
@@ -144,10 +165,19 @@ async def rig(membus: MemoryBus) -> AsyncIterator[Rig]:
 
 
 def state_changed(rig: Rig) -> StateProjected:
+    """A projected event, with a change for it to show (the pause toggled)."""
+    rig.session.pause = not rig.session.pause
     event = RunStateChanged(
         run_id=RUN, session_id=rig.session.id, microscope_id="krios-1", state=RunState.RUNNING
     )
     return StateProjected.of(event)
+
+
+def changed(rig: Rig, change: str) -> SessionChanged:
+    """As session-api publishes it once it has committed a change of its own."""
+    return SessionChanged(
+        session_id=rig.session.id, microscope_id="krios-1", change=change, requested_by="op"
+    )
 
 
 def reported(free: int) -> StateProjected:
@@ -174,7 +204,7 @@ async def test_fifty_streams_cost_one_read_per_event(rig: Rig) -> None:
 
     await rig.bus.publish(state_changed(rig))
     for stream, mark in zip(rig.streams, marks, strict=True):
-        await stream.until(lambda s=stream, m=mark: "process" in s.parts(m))  # type: ignore[misc]
+        await stream.until(lambda s=stream, m=mark: "controls" in s.parts(m))  # type: ignore[misc]
 
     sid = rig.session.id
     assert sorted(rig.reads()) == sorted(
@@ -209,34 +239,30 @@ async def test_log_lines_do_not_wait_for_a_slow_refresh(rig: Rig) -> None:
     )
     await rig.bus.publish(line)
     await stream.until(lambda: "not held back" in stream.texts())
-    assert "process" not in stream.parts(mark)
+    assert "controls" not in stream.parts(mark)
     rig.gate.open.set()
-    await stream.until(lambda: "process" in stream.parts(mark))
+    await stream.until(lambda: "controls" in stream.parts(mark))
 
 
-async def test_unchanged_parts_are_resent_only_after_a_control_event(rig: Rig) -> None:
+async def test_unchanged_parts_are_not_resent(rig: Rig) -> None:
     stream = rig.open(VIEWER)
     await all_connected(rig)
-    first = stream.parts()
     volumes = rig.fake.scopes["krios-1"].volumes
     volumes[0] = volumes[0].model_copy(update={"free_bytes": 300_000_000_000})
     mark = len(stream.batches)
     await rig.bus.publish(reported(free=500))
     await stream.until(lambda: "disk" in stream.parts(mark))
-    # a disk report: the disk panel changed and is sent; the pop-ups render as before (but
-    # for when they were read, data-v) and are not
+    # a disk report: the disk panel changed and is sent; the pop-ups render as before
     assert "300.0 GB" in stream.parts(mark)["disk"]
     assert "popups" not in stream.parts(mark)
     mark = len(stream.batches)
-    await rig.bus.publish(state_changed(rig))
-    await stream.until(lambda: "popups" in stream.parts(mark))
-    # an event a control causes: the action parts are sent although they render as before,
-    # since the acting page may show the control's answer instead; each says when it was read
+    rig.session.pause = True
+    await rig.bus.publish(changed(rig, "pause between grids on"))
+    await stream.until(lambda: "controls" in stream.parts(mark))
+    # read again after a change session-api committed: only what renders otherwise is sent
     again = stream.parts(mark)
-    assert {"process", "controls", "popups"} <= set(again)
-    assert "disk" not in again and "queue" not in again  # not replaced by a control's answer
-    assert unversioned(again["popups"]) == unversioned(first["popups"])
-    assert 'data-v="' in again["popups"] and again["popups"] != first["popups"]
+    assert "Pause between grids: <b>on</b>" in again["controls"]
+    assert set(again) == {"controls"}
     volumes[0] = volumes[0].model_copy(
         update={"free_bytes": 123_000_000_000, "level": "critical", "used_fraction": 0.99}
     )
@@ -247,29 +273,70 @@ async def test_unchanged_parts_are_resent_only_after_a_control_event(rig: Rig) -
     assert "Disk low" in stream.parts(mark)["popups"]
 
 
-async def test_a_change_session_api_commits_itself_reaches_every_page(rig: Rig) -> None:
-    """The pause toggled with no live run has no event of its own; session-api's
-    ``SessionChanged`` brings it to pages that did not act, and the action parts are sent
-    (the acting page may show its answer instead)."""
+async def test_reads_go_one_after_the_other_and_are_sent_in_order(rig: Rig) -> None:
+    """The guarantee that lets the stream be the only writer of a part without versions: a
+    read that starts later is sent later, so a page never gets an older state after a newer
+    one. Changes that come while a read is held wait for it, and are read together after."""
     stream = rig.open(VIEWER)
     await all_connected(rig)
-    assert "Pause between grids: <b>off</b>" in stream.parts()["controls"]
-    rig.session.pause = True  # committed by session-api for another page's request
     mark = len(stream.batches)
-    change = SessionChanged(
-        session_id=rig.session.id,
-        microscope_id="krios-1",
-        change="pause between grids on",
-        requested_by="operator",
-    )
-    await rig.bus.publish(StateProjected.of(change))
-    await stream.until(lambda: "controls" in stream.parts(mark))
-    assert "Pause between grids: <b>on</b>" in stream.parts(mark)["controls"]
-    assert {"process", "controls", "popups"} <= set(stream.parts(mark))
+    rig.gate.answer_first = True
+    rig.gate.open.clear()  # session-api's answers are held from now on
+    rig.session.pause = True
+    await rig.bus.publish(changed(rig, "pause between grids on"))
+    async with asyncio.timeout(5):
+        await rig.gate.held.wait()  # read (pause on), and its answer held
+    for enabled in (False, True, False):  # three more changes, the newest: pause off
+        rig.session.pause = enabled
+        await rig.bus.publish(changed(rig, f"pause between grids {enabled}"))
+    await rig.bus.drain()
+    reads = len(rig.reads())
+    rig.gate.open.set()
+    await stream.until(lambda: len([p for b in stream.batches[mark:] for p in b.parts]) == 2)
+    sent = [html for b in stream.batches[mark:] for p, html in b.parts if p == "controls"]
+    assert ["<b>on</b>" in sent[0], "<b>off</b>" in sent[1]] == [True, True], "oldest first"
+    assert rig.gate.most_reading == 1, "never two reads of the session at once"
+    assert len(rig.reads()) - reads == 3, "the changes during the held read: one more read"
+
+
+async def test_a_change_session_api_commits_itself_reaches_every_page(rig: Rig) -> None:
+    """The pause toggled with no live run has no event of its own; session-api's
+    ``SessionChanged`` (published once it has committed the change) brings it to every page:
+    the page that acted shows it from its stream too."""
+    streams = [rig.open(VIEWER), rig.open(STAFF)]
+    await all_connected(rig)
+    assert "Pause between grids: <b>off</b>" in streams[0].parts()["controls"]
+    rig.session.pause = True  # committed by session-api for a page's request
+    marks = [len(s.batches) for s in streams]
+    await rig.bus.publish(changed(rig, "pause between grids on"))
+    for stream, mark in zip(streams, marks, strict=True):
+        await stream.until(lambda s=stream, m=mark: "controls" in s.parts(m))  # type: ignore[misc]
+        assert "Pause between grids: <b>on</b>" in stream.parts(mark)["controls"]
     other = SessionChanged(
         session_id=uuid4(), microscope_id="krios-2", change="run 1 starting", requested_by="x"
     )
     assert SessionFilter(rig.session.id, "krios-1")(other) is None
+
+
+async def test_a_read_that_fails_in_part_sends_nothing(rig: Rig) -> None:
+    """The microscopes cannot be read: the pop-ups and the disk panel would be drawn without
+    them ("no data volume reported yet") over what the page shows. Nothing is sent until a
+    whole read succeeds."""
+    stream = rig.open(VIEWER)
+    await all_connected(rig)
+    assert "No data volume" not in stream.parts()["disk"]
+    mark = len(stream.batches)
+    rig.gate.failing = {"/api/microscopes"}
+    volumes = rig.fake.scopes["krios-1"].volumes
+    volumes[0] = volumes[0].model_copy(update={"free_bytes": 300_000_000_000})
+    await rig.bus.publish(reported(free=500))
+    async with asyncio.timeout(5):
+        await rig.gate.failed.wait()
+    assert stream.parts(mark) == {}
+    rig.gate.failing = set()
+    await rig.bus.publish(reported(free=400))  # session-api answers again: an event wakes the hub
+    await stream.until(lambda: "disk" in stream.parts(mark))
+    assert "300.0 GB" in stream.parts(mark)["disk"]
 
 
 async def test_a_refresh_that_session_api_fails_is_tried_again(
@@ -282,7 +349,7 @@ async def test_a_refresh_that_session_api_fails_is_tried_again(
     stream = rig.open(VIEWER)
     await all_connected(rig)
     mark = len(stream.batches)
-    rig.gate.failing = True
+    rig.gate.failing = {"/api/sessions/"}
     caplog.set_level(logging.INFO, logger="ui.hub")
     await rig.bus.publish(state_changed(rig))
     async with asyncio.timeout(5):
@@ -292,9 +359,8 @@ async def test_a_refresh_that_session_api_fails_is_tried_again(
     assert stream.parts(mark) == {}
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "database unavailable" in warnings[0].getMessage()
-    rig.gate.failing = False
+    rig.gate.failing = set()
     await stream.until(lambda: "controls" in stream.parts(mark))  # the event was not lost
-    assert {"process", "controls", "popups"} <= set(stream.parts(mark))
     assert any("answers again after" in r.getMessage() for r in caplog.records)
 
 

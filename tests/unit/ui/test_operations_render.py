@@ -12,10 +12,10 @@ NOW = datetime(2026, 11, 26, 17, 0, tzinfo=UTC)
 STAFF = User("root", "staff", "t")
 
 
-def render(ops: OpsView, note: str | None = None) -> str:
+def render(ops: OpsView) -> str:
     env = make_templates().env
     return env.get_template("pages/operations.html").render(
-        user=STAFF, nav="operations", ops=ops, note=note, refresh_s=5
+        user=STAFF, nav="operations", ops=ops, refresh_s=5
     )
 
 
@@ -24,7 +24,8 @@ def test_nothing_at_all() -> None:
     assert "No queue could be read." in html
     assert "No worker has reported yet." in html
     assert "No dead letters." in html
-    assert 'hx-trigger="every 5s"' in html
+    # drawn by its own GET only: every 5 s, and when an action's answer says so
+    assert 'hx-trigger="every 5s, ops-changed from:body" hx-sync="this:replace"' in html
 
 
 def test_broker_down_keeps_the_workers() -> None:
@@ -67,12 +68,9 @@ def test_odd_letters_are_escaped_and_named() -> None:
         size_bytes=0,
         preview="\ufffd\ufffd",
     )
-    html = render(
-        OpsView(checked_at=NOW, queues=[queue, dlq], workers=[], dead_letters=[letter]),
-        note="Replayed x of y.",
-    )
+    html = render(OpsView(checked_at=NOW, queues=[queue, dlq], workers=[], dead_letters=[letter]))
     assert "<script>alert(1)" not in html and "&lt;script&gt;" in html
     assert "no consumer" in html
     assert 'id="dlq-processing-images"' in html
     assert "/operations/dead-letters/processing.images/sha256-0123456789abcdef/replay" in html
-    assert 'hx-swap-oob="innerHTML"' in html and "Replayed x of y." in html
+    assert 'hx-target="#messages" hx-post="/operations/dead-letters/processing.images/' in html

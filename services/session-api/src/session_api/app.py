@@ -124,7 +124,10 @@ def _announcer(bus: Bus) -> Callable[[m.Message], Awaitable[None]]:
     """Tell the pages that an event is committed, so they re-read state that includes it."""
 
     async def announce(event: m.Message) -> None:
-        if isinstance(event, m.StateProjected | m.LogRecorded | m.WorkerHeartbeat):
+        # SessionChanged is session-api's own word, published once it committed the change:
+        # pages take it as it comes (announcing it again would only send them a copy to drop)
+        skip = m.StateProjected | m.LogRecorded | m.WorkerHeartbeat | m.SessionChanged
+        if isinstance(event, skip):
             return
         try:
             await bus.publish(m.StateProjected.of(event))

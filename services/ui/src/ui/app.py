@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from proto.bus.base import Bus
 from ui.auth import COOKIE, LoginRequired, login_url
 from ui.client import ApiError, NotLoggedIn, Rejected, field_errors
-from ui.deps import is_htmx, render
+from ui.deps import is_htmx, render, to_messages
 from ui.hub import Hubs
 from ui.metrics import UiBusObserver
 from ui.partials import RenderedLines
@@ -126,12 +126,19 @@ def _errors(app: FastAPI) -> None:
 
 
 def _error_answer(request: Request, exc: ApiError) -> Response:
-    """The error page, or for htmx the message the page shows in its message area."""
-    htmx = is_htmx(request)
+    """The error page, or for htmx the message the page shows in its message area.
+
+    To htmx a refusal (4xx) is answered 200: the answer *is* the message to show, and a 4xx
+    status is reported as an error in the browser's console ("Failed to load resource",
+    htmx's "Response Status Error Code 409") though nothing went wrong. What the status was
+    is in ``Gridpilot-Status``. A 5xx stays one: then something did go wrong."""
+    status = exc.status or 502
+    if not is_htmx(request):
+        return render(request, "pages/error.html", {"error": exc}, status_code=status)
+    headers = to_messages(request)
+    if status < 500:
+        headers["Gridpilot-Status"] = str(status)
+        status = 200
     return render(
-        request,
-        "partials/_message.html" if htmx else "pages/error.html",
-        {"error": exc},
-        status_code=exc.status or 502,
-        headers={"HX-Retarget": "#messages", "HX-Reswap": "innerHTML"} if htmx else None,
+        request, "partials/_message.html", {"error": exc}, status_code=status, headers=headers
     )

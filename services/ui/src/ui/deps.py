@@ -32,6 +32,20 @@ def is_htmx(request: Request) -> bool:
     return request.headers.get("HX-Request") == "true"
 
 
+def to_messages(request: Request) -> dict[str, str]:
+    """Headers that put an htmx answer into the page's message area (``#messages``).
+
+    The buttons of live parts name ``#messages`` as their target themselves, which htmx
+    resolves when the button is pressed: the stream may redraw the part that holds the button
+    before the answer arrives, and a ``HX-Retarget`` is looked up from the button, by then
+    detached from the page (htmx finds nothing and reports an error). Other requests are
+    retargeted."""
+    headers = {"HX-Reswap": "innerHTML"}
+    if request.headers.get("HX-Target") != "messages":
+        headers["HX-Retarget"] = "#messages"
+    return headers
+
+
 def render(
     request: Request,
     template: str,

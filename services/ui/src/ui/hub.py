@@ -16,11 +16,13 @@ refreshes once for all its streams:
 * each part is rendered once per role (partials may depend on the user's role, nothing else
   of the user) and handed to every stream, which sends it after any log lines it has waiting:
   a slow refresh never delays a log line;
-* a part that renders exactly as the stream last got it (but for ``data-v``, when it was
-  read) is not sent again, except, after an event a control causes, the parts a control's
-  answer also replaces on the acting page (:meth:`Source.resend`): that page may show the
-  answer rather than what the stream sent last. The page keeps the newest read of each part,
-  so an answer read before the stream's push does not win over it.
+* a part that renders exactly as the stream last got it is not sent again.
+
+The stream is the only writer of these parts on an open page (a control's answer reports its
+outcome in the message area and nothing else; see ``docs/architecture.md``). One task reads,
+one read after the other, and a stream sends in order: a page never gets an older read of a
+part after a newer one, so nothing on the page needs to compare versions. A read that fails
+sends nothing and is tried again.
 
 A stream joins once session-api has accepted its user's token. The hub reads with one of its
 users' tokens; 401 logs out the streams with that token and the read is retried with another.
@@ -33,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
 from collections import deque
 from collections.abc import AsyncGenerator, Callable, Hashable, Iterable, Iterator
@@ -76,15 +77,12 @@ class Snapshot(Protocol):
 class Source(Protocol):
     """What a hub reads from session-api and renders (one session page, or the dashboard)."""
 
-    def resend(self, messages: tuple[Message, ...]) -> frozenset[str]:
-        """Parts sent when these events touch them, even if they render as before."""
-        ...
-
     async def load(
         self, api: ApiClient, parts: frozenset[str], messages: tuple[Message, ...]
     ) -> Snapshot:
         """Read what ``parts`` (``"*"``: all) need; ``messages`` are the events that changed
-        them, oldest first. Raises :class:`~ui.client.ApiError`."""
+        them, oldest first. Raises :class:`~ui.client.ApiError`, also when only part of what
+        is needed could be read."""
         ...
 
 
@@ -110,13 +108,12 @@ class Subscriber:
         self._lines.append(lines)
         self._ready.set()
 
-    def put_part(self, part: str, html: str, same: str, *, always: bool) -> None:
+    def put_part(self, part: str, html: str, *, always: bool) -> None:
         """Queue ``html`` for ``part`` (a newer one replaces one still waiting); skipped when
-        the stream got the same last (``same``: ``html`` but for when it was read) and
-        ``always`` is false."""
-        if not always and self._sent.get(part) == same:
+        the stream got the same last and ``always`` is false."""
+        if not always and self._sent.get(part) == html:
             return
-        self._sent[part] = same
+        self._sent[part] = html
         self._parts[part] = html
         self._ready.set()
 
@@ -139,14 +136,6 @@ class Subscriber:
         self._parts.clear()
         self._room.set()
         return lines, parts
-
-
-def unversioned(html: str) -> str:
-    """``html`` without its ``data-v`` (when it was read: see ``ui.views.SessionContext``)."""
-    return _VERSION.sub("", html)
-
-
-_VERSION = re.compile(r' data-v="\d+" data-vi="\w+"')
 
 
 class Hub:
@@ -241,17 +230,15 @@ class Hub:
         snapshot, token = loaded
         every = list(snapshot.parts())
         touched = every if "*" in dirty else [p for p in every if p in dirty]
-        html: dict[tuple[str, str], tuple[str, str]] = {}
-        resend = self.source.resend(messages)
+        html: dict[tuple[str, str], str] = {}
         for sub in list(self._subs):
             if sub.logged_out:
                 continue
             for part in every if sub in full else touched:
                 key = (part, sub.user.role)
                 if key not in html:
-                    rendered = snapshot.render(part, sub.user)
-                    html[key] = (rendered, unversioned(rendered))
-                sub.put_part(part, *html[key], always=sub in full or part in resend)
+                    html[key] = snapshot.render(part, sub.user)
+                sub.put_part(part, html[key], always=sub in full)
         await self._verify(exclude=token)
 
     async def _load(

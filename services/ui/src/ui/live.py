@@ -32,6 +32,7 @@ from proto.bus.base import Bus
 from proto.messages.base import Message
 from proto.messages.log import LogRecorded
 from proto.messages.projection import StateProjected
+from proto.messages.session import SessionChanged
 from proto.topology import EVENTS, LOGS, transient_queue
 from ui.metrics import SSE_OVERFLOWS
 
@@ -153,8 +154,10 @@ class Feed:
                 if original is None:
                     return
                 message = original
-            elif not isinstance(message, LogRecorded):
-                return  # a raw event: wait until session-api has projected it
+            elif not isinstance(message, LogRecorded | SessionChanged):
+                # a raw event: wait until session-api has projected it (``SessionChanged``
+                # is session-api's own word, sent once it has committed the change)
+                return
             if self.classify(message) is None:
                 return
             self._inbox.put_nowait(message)
@@ -171,7 +174,10 @@ class Feed:
     async def items(self) -> AsyncIterator[Item]:
         """Yield until the consumer stops iterating (the browser went away)."""
         spec = transient_queue(
-            "ui", EVENTS, (StateProjected.routing_key,), extra_bindings=((LOGS, "#"),)
+            "ui",
+            EVENTS,
+            (StateProjected.routing_key, SessionChanged.routing_key),
+            extra_bindings=((LOGS, "#"),),
         )
         subscription = await self.bus.subscribe(spec, Message, self._on_message)
         try:

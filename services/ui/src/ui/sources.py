@@ -11,37 +11,10 @@ from jinja2 import Environment
 from proto.api import MicroscopeView, QueueView
 from proto.messages.base import Message
 from proto.messages.image import QueueUpdated
-from proto.messages.lease import LeaseDenied, LeaseGranted, LeaseLost, LeaseReleased
-from proto.messages.run import (
-    DecisionRequested,
-    DecisionTaken,
-    PauseBetweenGridsChanged,
-    RunStateChanged,
-)
-from proto.messages.session import SessionChanged
 from ui.auth import User
 from ui.client import ApiClient
 from ui.partials import SESSION_TEMPLATES, scope_card, session_part
 from ui.views import FacilityFilter, SessionContext, SessionFilter, load_session
-
-ACTION_PARTS = frozenset({"process", "controls", "popups"})
-"""The session parts a control's answer replaces too (``_control_response.html``)."""
-CONTROLLED = (
-    RunStateChanged,
-    DecisionRequested,
-    DecisionTaken,
-    PauseBetweenGridsChanged,
-    SessionChanged,
-    LeaseGranted,
-    LeaseReleased,
-    LeaseLost,
-    LeaseDenied,
-)
-"""Events that follow a control (start, stop, kill, pause, decision, lock release; session-api's
-own ``SessionChanged`` for what it commits itself), or end what one began: after these the
-action parts are sent even when they render as before, since the acting page may show a
-control's answer instead. A disk report, a heartbeat, an exposure or a log line is no such
-event: unchanged parts are not resent for them."""
 
 
 @dataclass(frozen=True)
@@ -66,9 +39,6 @@ class SessionSource:
     where: SessionFilter
     """Shared by the feeds of every stream of the session (they all learn its runs)."""
 
-    def resend(self, messages: tuple[Message, ...]) -> frozenset[str]:
-        return ACTION_PARTS if any(isinstance(m, CONTROLLED) for m in messages) else frozenset()
-
     async def load(
         self, api: ApiClient, parts: frozenset[str], messages: tuple[Message, ...]
     ) -> SessionSnapshot:
@@ -76,7 +46,7 @@ class SessionSource:
         # A queue update carries the whole queue: no need to read it back.
         queued = [m for m in messages if isinstance(m, QueueUpdated)]
         fetch = frozenset(wanted - {"queue"} if queued else wanted) or frozenset({"process"})
-        ctx = await load_session(api, self.session_id, _READER, fetch)
+        ctx = await load_session(api, self.session_id, _READER, fetch, strict=True)
         if queued and "queue" in wanted:
             last = queued[-1]
             view = QueueView(run_id=last.run_id, items=list(last.items), counts=dict(last.counts))
@@ -104,14 +74,11 @@ def card(microscope_id: str) -> str:
 
 @dataclass
 class FacilitySource:
-    """The dashboard's cards, ``card:<microscope id>``; no control replaces them."""
+    """The dashboard's cards, ``card:<microscope id>``."""
 
     env: Environment
     where: FacilityFilter
     """Shared by every dashboard stream's feed; learns which run is on which scope."""
-
-    def resend(self, messages: tuple[Message, ...]) -> frozenset[str]:
-        return frozenset()
 
     async def load(
         self, api: ApiClient, parts: frozenset[str], messages: tuple[Message, ...]

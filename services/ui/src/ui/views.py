@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from proto.api import LeaseHolderView, MicroscopeView, QueueView, RunView, SessionView, VolumeView
 from proto.messages.base import Message
@@ -34,10 +33,6 @@ from ui.auth import User
 from ui.client import ApiClient, ApiError
 
 SESSION_PARTS = ("process", "controls", "popups", "disk", "queue")
-INSTANCE = uuid4().hex[:12]
-"""This ui process. Versions (``SessionContext.version``) are compared only between parts of
-one process: the clocks of two replicas may disagree (the k8s Service keeps a browser on one
-replica)."""
 
 
 @dataclass(frozen=True)
@@ -59,12 +54,6 @@ class SessionContext:
     user: User
     microscope: MicroscopeView | None = None
     queue: QueueView | None = None
-    version: int | None = None
-    """When the state was read (µs since the epoch, taken before the first request), by this
-    ui process (``INSTANCE``): a page keeps the newest of a part it gets from its stream and
-    from a control's answer. ``None`` when an optional read failed: such a part must not win
-    over a complete one."""
-    instance: str = ""
 
     @property
     def run(self) -> RunView | None:
@@ -103,14 +92,22 @@ async def _none() -> None:
 
 
 async def load_session(
-    api: ApiClient, session_id: UUID, user: User, parts: frozenset[str] = frozenset({"*"})
+    api: ApiClient,
+    session_id: UUID,
+    user: User,
+    parts: frozenset[str] = frozenset({"*"}),
+    *,
+    strict: bool = False,
 ) -> SessionContext:
-    """The session, with its microscope and queue when ``parts`` need them (optional extras:
-    a failure there leaves them ``None``, except 401 which means the login expired)."""
+    """The session, with its microscope and queue when ``parts`` need them.
+
+    A page load treats those two as optional extras (a failed read leaves them ``None``, but
+    for 401: the login expired). A live refresh (``strict``) raises instead: it must not
+    replace a part the page shows with one drawn from a failed read, and tries again later.
+    """
     every = "*" in parts
     need_scope = every or bool(parts & {"disk", "popups", "controls"})
     need_queue = every or "queue" in parts
-    version = time.time_ns() // 1000
     session, scopes, queue = await asyncio.gather(
         api.session(session_id),
         api.microscopes() if need_scope else _none(),
@@ -120,19 +117,18 @@ async def load_session(
     if isinstance(session, BaseException):
         raise session
     for extra in (scopes, queue):
-        if isinstance(extra, ApiError) and extra.status == 401:
+        if isinstance(extra, BaseException) and (
+            strict or (isinstance(extra, ApiError) and extra.status == 401)
+        ):
             raise extra
     microscope = None
     if isinstance(scopes, list):
         microscope = next((m for m in scopes if m.id == session.microscope_id), None)
-    partial = isinstance(scopes, BaseException) or isinstance(queue, BaseException)
     return SessionContext(
         session=session,
         user=user,
         microscope=microscope,
         queue=queue if isinstance(queue, QueueView) else None,
-        version=None if partial else version,
-        instance=INSTANCE,
     )
 
 

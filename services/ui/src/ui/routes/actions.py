@@ -1,7 +1,10 @@
-"""Run controls: each POST calls session-api and answers with the partial it changes.
+"""Run controls: each POST calls session-api and answers with its outcome, for the page's
+message area (``#messages``) and nothing else.
 
-Errors are answered by the app's ``ApiError`` handler: 401 → login, 403 → "not allowed for
-your role", 409/422 → the API's ``detail`` in the page's message area.
+What the control changed reaches the page by its stream, the only writer of the live parts
+(process, controls, pop-ups): session-api announces what it commits itself
+(``SessionChanged``) and projects what the run reports. Refusals are answered by the app's
+``ApiError`` handler: 401 → login, 403/409/422 → a message saying why.
 """
 
 from __future__ import annotations
@@ -13,31 +16,27 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from proto.messages.run import Choice
-from ui.auth import User, UserDep
-from ui.client import ApiClient
-from ui.deps import ApiDep, render
-from ui.views import load_session
+from ui.deps import ApiDep, render, to_messages
 
 router = APIRouter()
 
 
-async def _answer(
-    request: Request, api: ApiClient, session_id: UUID, user: User, note: str | None = None
-) -> Response:
-    ctx = await load_session(api, session_id, user)
-    return render(request, "partials/_control_response.html", {"ctx": ctx, "note": note})
+def _answer(request: Request, note: str | None = None) -> Response:
+    """The outcome: a note, or nothing (which also clears an earlier refusal)."""
+    context = {"error": None, "note": note}
+    return render(request, "partials/_message.html", context, headers=to_messages(request))
 
 
 @router.post("/sessions/{session_id}/start")
-async def start(request: Request, session_id: UUID, api: ApiDep, user: UserDep) -> Response:
+async def start(request: Request, session_id: UUID, api: ApiDep) -> Response:
     await api.start(session_id)
-    return await _answer(request, api, session_id, user)
+    return _answer(request)
 
 
 @router.post("/sessions/{session_id}/stop")
-async def stop(request: Request, session_id: UUID, api: ApiDep, user: UserDep) -> Response:
+async def stop(request: Request, session_id: UUID, api: ApiDep) -> Response:
     await api.stop(session_id)
-    return await _answer(request, api, session_id, user)
+    return _answer(request)
 
 
 @router.post("/sessions/{session_id}/pause-between-grids")
@@ -45,11 +44,10 @@ async def pause_between_grids(
     request: Request,
     session_id: UUID,
     api: ApiDep,
-    user: UserDep,
     enabled: Annotated[bool, Form()],
 ) -> Response:
     await api.set_pause(session_id, enabled)
-    return await _answer(request, api, session_id, user)
+    return _answer(request)
 
 
 @router.post("/sessions/{session_id}/decision")
@@ -57,21 +55,20 @@ async def decision(
     request: Request,
     session_id: UUID,
     api: ApiDep,
-    user: UserDep,
     choice: Annotated[Choice, Form()],
 ) -> Response:
     await api.decide(session_id, choice)
-    return await _answer(request, api, session_id, user)
+    return _answer(request)
 
 
 @router.post("/sessions/{session_id}/force-start")
-async def force_start(request: Request, session_id: UUID, api: ApiDep, user: UserDep) -> Response:
+async def force_start(request: Request, session_id: UUID, api: ApiDep) -> Response:
     await api.force_start(session_id)
-    return await _answer(request, api, session_id, user, "Force start requested.")
+    return _answer(request, "Force start requested.")
 
 
 @router.post("/sessions/{session_id}/release-lock")
-async def release_lock(request: Request, session_id: UUID, api: ApiDep, user: UserDep) -> Response:
+async def release_lock(request: Request, session_id: UUID, api: ApiDep) -> Response:
     session = await api.session(session_id)
     released = await api.release_lease(session.microscope_id)
     if released.released and released.holder is not None:
@@ -82,10 +79,10 @@ async def release_lock(request: Request, session_id: UUID, api: ApiDep, user: Us
         note = f"Scope lock of {session.microscope_name} removed."
     else:
         note = f"{session.microscope_name} was not locked."
-    return await _answer(request, api, session_id, user, note)
+    return _answer(request, note)
 
 
 @router.post("/sessions/{session_id}/kill")
-async def kill(request: Request, session_id: UUID, api: ApiDep, user: UserDep) -> Response:
+async def kill(request: Request, session_id: UUID, api: ApiDep) -> Response:
     await api.kill(session_id)
-    return await _answer(request, api, session_id, user, "Force-kill sent.")
+    return _answer(request, "Force-kill sent.")

@@ -124,6 +124,8 @@
     });
   }
 
+  // The stream is the only writer of a page's live parts (a control's answer goes to the
+  // message area): each part is swapped in as it comes, in the order the server read them.
   document.addEventListener("htmx:sseBeforeMessage", function (evt) {
     var d = evt.detail;
     if (d && d.lastEventId) { cursor = d.lastEventId; }
@@ -131,45 +133,7 @@
     if (el.classList && el.classList.contains("log")) {
       evt.preventDefault();
       appendLines(el, d.data);
-    } else if (isOlder(versionIn(d.data), el)) {
-      evt.preventDefault();
     }
-  });
-
-  // A part read from session-api carries data-v, when it was read. The stream's push and a
-  // control's answer race: whichever arrives last would win, even if it was read first and
-  // shows a state that has already passed. The page keeps the newest read of each part.
-  // Versions are compared only between parts of one ui process (data-vi): another replica's
-  // clock may disagree. A part without a version (an incomplete read) never wins over one.
-  function versionIn(html) {
-    var m = /data-v="(\d+)" data-vi="(\w+)"/.exec(html);
-    return m ? { at: Number(m[1]), by: m[2] } : null;
-  }
-  function versionOf(el) {
-    return el ? { at: Number(el.getAttribute("data-v")), by: el.getAttribute("data-vi") } : null;
-  }
-  function shownVersion(target) {
-    return versionOf(target.hasAttribute("data-v") ? target : target.querySelector("[data-v]"));
-  }
-  function isOlder(incoming, target) {
-    var shown = shownVersion(target);
-    if (shown === null) { return false; }
-    if (incoming === null) { return true; }   // an incomplete read never replaces a complete one
-    return incoming.by === shown.by && incoming.at < shown.at;
-  }
-  document.addEventListener("htmx:beforeSwap", function (evt) {
-    var d = evt.detail;
-    if (d.target && typeof d.serverResponse === "string" && isOlder(versionIn(d.serverResponse), d.target)) {
-      // keep the newer part; the note and the out-of-band parts still come in. (When the
-      // stream has replaced #controls, the request's target is detached and htmx drops
-      // this swap anyway: the out-of-band parts below are what matters then.)
-      d.swapOverride = "none";
-    }
-  });
-  document.addEventListener("htmx:oobBeforeSwap", function (evt) {
-    var d = evt.detail;
-    var el = d.fragment && d.fragment.querySelector && d.fragment.querySelector("[data-v]");
-    if (el && isOlder(versionOf(el), d.target)) { d.shouldSwap = false; }
   });
 
   document.addEventListener("htmx:sseOpen", function (evt) {
