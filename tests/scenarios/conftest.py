@@ -10,6 +10,7 @@ import pytest
 
 from proto.bus.memory import MemoryBus
 from proto.lease.memory import MemoryLeases
+from session_api.settings import NotifySettings
 from support.broker import require_rabbitmq
 from support.database import fresh_database
 from support.system import System, running_system
@@ -28,6 +29,9 @@ async def system(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     marker = request.node.get_closest_marker("faults")
     if marker is not None:
         faults = marker.kwargs
+    notify = request.node.get_closest_marker("notify")
+    if notify is not None:
+        faults = {**faults, "notify": NotifySettings(**notify.kwargs)}
     async with fresh_database(db, tmp_path) as url:
         if kind == "memory":
             async with running_system(

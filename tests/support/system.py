@@ -33,7 +33,7 @@ from proto.heartbeat import heartbeats
 from proto.lease.base import LeaseManager
 from session_api.app import create_app
 from session_api.auth import add_user
-from session_api.settings import ApiSettings
+from session_api.settings import ApiSettings, NotifySettings
 
 T = TypeVar("T", bound=m.Message)
 PASSWORD = "correct horse battery"
@@ -193,7 +193,14 @@ def bus_logs(bus: Bus) -> Iterator[None]:
 
 @asynccontextmanager
 async def running_system(
-    bus: Bus, leases: LeaseManager, tmp: Path, database_url: str, *, mode: str, **faults: Any
+    bus: Bus,
+    leases: LeaseManager,
+    tmp: Path,
+    database_url: str,
+    *,
+    mode: str,
+    notify: NotifySettings | None = None,
+    **faults: Any,
 ) -> AsyncIterator[System]:
     acq = acquisition_settings(tmp / "data", mode, **faults)
     scopes = build_scopes(acq)
@@ -205,6 +212,7 @@ async def running_system(
             data_roots=[tmp / "data"],
             heartbeat_timeout_s=5,
             reconcile_interval_s=0.5,
+            notify=notify or NotifySettings(),
         ),
         bus=bus,
         leases=leases,

@@ -31,6 +31,13 @@ Routes (all under ``/api``; roles viewer < operator < staff; every route checks 
 | GET /ops/dead-letters (?queue) | staff | list[DeadLetterView] |
 | POST /ops/dead-letters/{queue}/{key}/replay · /discard | staff | DeadLetterAction |
 | POST /ops/dead-letters/{queue}/purge | staff | DeadLetterAction |
+| GET /notifications | viewer | NotificationSettings (the caller's own) |
+| POST /notifications/destinations | viewer | DestinationView (201) |
+| DELETE /notifications/destinations/{id} | viewer (own) | 204 |
+| POST /notifications/destinations/{id}/test | viewer (own) | SendTestResult |
+| POST /notifications/subscriptions | viewer | SubscriptionView (one per scope: replaces) |
+| DELETE /notifications/subscriptions/{id} | viewer (own) | 204 |
+| GET /notifications/deliveries | staff | list[DestinationView] (every user's) |
 
 Errors: 401 not logged in, 403 wrong role, 404 unknown id, 409 conflict (a run is live, naming
 it), 422 invalid body (FastAPI's field list), 503 bus or broker unavailable.
@@ -365,6 +372,104 @@ class DeadLetterAction(_View):
     action: Literal["replayed", "discarded", "purged"]
     count: int
     key: str | None = None
+
+
+# --- notifications --------------------------------------------------------------------------
+
+NotifyEvent = Literal[
+    "run_ended",
+    "pause_prompt",
+    "scope_locked",
+    "lease_lost",
+    "disk_warning",
+    "disk_critical",
+    "processing_failures",
+    "run_silent",
+]
+"""What a person can be told about (``docs/operations.md``, *Notifications*)."""
+
+NOTIFY_EVENTS: tuple[NotifyEvent, ...] = (
+    "run_ended",
+    "pause_prompt",
+    "scope_locked",
+    "lease_lost",
+    "disk_warning",
+    "disk_critical",
+    "processing_failures",
+    "run_silent",
+)
+
+
+class DestinationCreate(BaseModel):
+    """One place to send notifications: an apprise URL (``mailto://``, ``slack://``,
+    ``msteams://``, ``matrix://``, ``json://``/``jsons://`` …). It is stored encrypted and
+    never shown back whole."""
+
+    label: str = Field(min_length=1, max_length=64, pattern=NAME)
+    url: str = Field(min_length=3, max_length=2000)
+
+
+class DestinationView(_View):
+    id: int
+    label: str
+    service: str
+    """What apprise calls it: ``E-Mail``, ``Slack``, ``JSON`` …"""
+    url_masked: str
+    """The URL with passwords, tokens and long path parts masked."""
+    created_at: datetime
+    owner: str | None = None
+    """Whose it is (in the staff's list of every destination)."""
+    last_attempt_at: datetime | None = None
+    last_ok_at: datetime | None = None
+    last_error_at: datetime | None = None
+    last_error: str | None = None
+    """Why the last failed attempt failed (apprise's words); kept until one succeeds."""
+    sent: int = 0
+    """Messages delivered (each may carry several notices: one message per burst)."""
+    failed: int = 0
+    """Attempts that failed (retried ones included)."""
+    dropped: int = 0
+    """Notices given up on after the last retry, or beyond what one destination keeps."""
+    pending: int = 0
+    """Notices waiting now (coalescing, rate limit or retry)."""
+
+
+class SubscriptionCreate(BaseModel):
+    """Tell me about ``events`` of one session or of every session of one microscope (give
+    exactly one of ``session_id`` and ``microscope_id``). A second subscription for the same
+    session or microscope replaces the first one's events."""
+
+    session_id: UUID | None = None
+    microscope_id: str | None = Field(None, min_length=1, max_length=64)
+    events: list[NotifyEvent] = Field(min_length=1, max_length=len(NOTIFY_EVENTS))
+
+
+class SubscriptionView(_View):
+    id: int
+    session_id: UUID | None
+    session_name: str | None = None
+    microscope_id: str
+    microscope_name: str
+    events: list[NotifyEvent]
+    created_at: datetime
+
+
+class NotifyEventView(_View):
+    event: NotifyEvent
+    label: str
+    """What it means here, with this deployment's thresholds in numbers."""
+
+
+class NotificationSettings(_View):
+    destinations: list[DestinationView]
+    subscriptions: list[SubscriptionView]
+    events: list[NotifyEventView]
+
+
+class SendTestResult(_View):
+    ok: bool
+    error: str | None = None
+    destination: DestinationView
 
 
 MicroscopeView.model_rebuild()

@@ -27,9 +27,10 @@ from session_api.db.engine import make_engine, migrate, sessionmaker
 from session_api.db.models import Microscope, Run
 from session_api.db.types import utcnow
 from session_api.metrics import ApiMetrics
+from session_api.notify.service import Notifier
 from session_api.projection import Projector
 from session_api.reconcile import reconcile_once
-from session_api.routes import auth, control, microscopes, ops, runs, sessions
+from session_api.routes import auth, control, microscopes, notifications, ops, runs, sessions
 from session_api.settings import ApiSettings
 from session_api.views import exposures_per_hour
 
@@ -54,8 +55,13 @@ def create_app(
         app.state.sessionmaker = sessionmaker(engine)
         projector = Projector(app.state.sessionmaker)
         app.state.projector = projector
+        notifier = Notifier(app.state.sessionmaker, settings, metrics)
+        app.state.notifier = notifier
+        projector.listeners.append(notifier.listen)
         app.state.leases = leases or _amqp_leases()
         async with contextlib.AsyncExitStack() as stack:
+            await notifier.start()
+            stack.push_async_callback(notifier.stop)  # after the bus and the projector stop
             entered = bus
             if entered is None:  # deployments: our own connection; a given bus is entered
                 from proto.bus.amqp import AmqpBus
@@ -97,6 +103,7 @@ def create_app(
         control.router,
         runs.router,
         ops.router,
+        notifications.router,
     ):
         app.include_router(router)
 

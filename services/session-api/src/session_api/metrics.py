@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from proto.bus.base import QueueStats
 from proto.observe import BusMetrics, ProcessCollector
@@ -59,6 +59,18 @@ class ApiMetrics:
             "gridpilot_session_api_dead_letters",
             "Messages in each dead-letter queue",
             ["queue"],
+            registry=registry,
+        )
+
+        self.notifications = Counter(
+            "gridpilot_session_api_notifications_total",
+            "Notification messages sent or failed, and notices dropped after the last retry",
+            ["outcome"],
+            registry=registry,
+        )
+        self.notify_events_dropped = Counter(
+            "gridpilot_session_api_notify_events_dropped_total",
+            "Projected events the notifier had no room for (its queue was full)",
             registry=registry,
         )
 

@@ -10,6 +10,43 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEV_SECRET = "dev-only-not-secret"
 
 
+class NotifySettings(BaseSettings):
+    """``SESSION_API_NOTIFY_*``: how notifications are coalesced, rate-limited and retried,
+    and the thresholds of the events that are not single messages on the bus."""
+
+    model_config = SettingsConfigDict(env_prefix="SESSION_API_NOTIFY_", extra="ignore")
+
+    coalesce_s: float = Field(10.0, ge=0)
+    """A burst: notices for one destination within this long go out as one message."""
+    min_interval_s: float = Field(60.0, ge=0)
+    """Rate limit: at most one message per destination this often (the rest wait, merged)."""
+    retries: int = Field(2, ge=0, le=10)
+    """A failed message is tried again this many times, then its notices are dropped."""
+    retry_s: float = Field(30.0, ge=0)
+    """Wait before the first retry; doubled for each further one."""
+    timeout_s: float = Field(8.0, gt=0)
+    """One delivery attempt (and a *Send test*) gives up after this long."""
+    queue_size: int = Field(1000, ge=1)
+    """Projected events waiting for the notifier; beyond it they are dropped and counted."""
+    max_pending: int = Field(200, ge=1)
+    """Notices one destination keeps waiting; beyond it the oldest are dropped."""
+    max_destinations: int = Field(10, ge=1)
+    """Destinations per user."""
+    failures_n: int = Field(5, ge=1)
+    failures_minutes: float = Field(10.0, gt=0)
+    """*Processing failures*: more than ``failures_n`` exposures of a run failed within this."""
+    silent_s: float = Field(60.0, gt=0)
+    """*Run silent*: a live run sent no heartbeat for this long (hung, or cut off)."""
+    stalled_s: float = Field(1800.0, gt=0)
+    """*Run silent* too: a running run made no progress (no image, no grid, no state
+    change) for this long."""
+    watch_interval_s: float = Field(5.0, gt=0)
+    """How often live runs are checked for silence."""
+    base_url: str | None = None
+    """The ui's address as people reach it (``https://gridpilot.example.org``): messages link
+    to the session page. Without it they carry no link."""
+
+
 class ApiSettings(BaseSettings):
     """``SESSION_API_*`` plus ``DATABASE_URL`` and ``GRIDPILOT_SECRET_KEY``."""
 
@@ -34,6 +71,7 @@ class ApiSettings(BaseSettings):
     """Images are served only from under these folders."""
     log_level: str = "INFO"
     cookie_secure: bool = False
+    notify: NotifySettings = Field(default_factory=lambda: NotifySettings())
 
     def require_secret(self) -> None:
         """Deployments must set a real secret; only the embedded demo may use the dev one."""

@@ -202,3 +202,44 @@ class Worker(Base):
     seen_at: Mapped[datetime]
     interval_s: Mapped[float] = mapped_column(Float)
     handled: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class NotifyDestination(Base):
+    """One place a user's notifications go: an apprise URL, stored encrypted (``url_box``),
+    with the delivery status the settings page shows."""
+
+    __tablename__ = "notify_destinations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str] = mapped_column(String(64))
+    service: Mapped[str] = mapped_column(String(64))
+    url_box: Mapped[str] = mapped_column(Text)
+    """The apprise URL, encrypted with a key derived from the service secret."""
+    url_masked: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_attempt_at: Mapped[datetime | None]
+    last_ok_at: Mapped[datetime | None]
+    last_error_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    failed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    dropped: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class NotifySubscription(Base):
+    """What one user wants to be told, about one session or every session of a microscope."""
+
+    __tablename__ = "notify_subscriptions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    session_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
+    microscope_id: Mapped[str] = mapped_column(ForeignKey("microscopes.id"), index=True)
+    """The session's microscope for a session subscription (disk notices are per scope)."""
+    events: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        Index("ix_notify_subscriptions_scope", "user_id", "session_id", "microscope_id"),
+    )
