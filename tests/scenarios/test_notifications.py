@@ -4,6 +4,7 @@ buses and both databases."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -164,3 +165,62 @@ async def _status(system: System, who: str, dest_id: object) -> dict[str, object
     mine = (await system.clients[who].get("/api/notifications")).json()
     [status] = [d for d in mine["destinations"] if d["id"] == dest_id]
     return dict(status)
+
+
+@pytest.mark.parametrize("system", [("memory", "sqlite")], indirect=True, ids=["memory-sqlite"])
+async def test_own_destinations_only_clear_errors_and_audit(system: System) -> None:
+    """Nobody reaches another user's destinations (404, as if none); bad input is a 422
+    naming the field; every change is audited with the URL masked; staff see every
+    destination's status, masked too."""
+    secret = "json://bot:p4ssw0rd-xyz@127.0.0.1:9/hook"
+    mine = await add_destination(system, "viewer", "mine", secret)
+    for who in ("operator", "staff"):
+        c = system.clients[who]
+        assert (await c.delete(f"/api/notifications/destinations/{mine['id']}")).status_code == 404
+        r = await c.post(f"/api/notifications/destinations/{mine['id']}/test")
+        assert r.status_code == 404
+
+    viewer = system.clients["viewer"]
+    r = await viewer.post("/api/notifications/destinations", json={"label": "x", "url": "nope"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "url"]
+    r = await viewer.post("/api/notifications/destinations", json={"label": "", "url": secret})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "label"]
+    sub = "/api/notifications/subscriptions"
+    r = await viewer.post(sub, json={"events": ["run_ended"]})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "session_id"]
+    r = await viewer.post(sub, json={"microscope_id": "krios-1", "events": ["soon"]})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"][:2] == ["body", "events"]
+    r = await viewer.post(sub, json={"session_id": str(uuid.uuid4()), "events": ["run_ended"]})
+    assert r.status_code == 422 and "no session" in r.json()["detail"][0]["msg"]
+    r = await viewer.post(sub, json={"microscope_id": "nope", "events": ["run_ended"]})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "microscope_id"]
+
+    await subscribe(system, "viewer", ["run_ended"], microscope_id="krios-1")
+    await subscribe(system, "viewer", ["disk_critical", "run_ended"], microscope_id="krios-1")
+    listed = (await viewer.get("/api/notifications")).json()
+    [only] = listed["subscriptions"]  # the same scope again replaced the events
+    assert only["events"] == ["run_ended", "disk_critical"]
+    assert only["microscope_name"] == "Krios 1" and only["session_id"] is None
+    r = await system.clients["operator"].delete(f"{sub}/{only['id']}")
+    assert r.status_code == 404
+    assert (await viewer.delete(f"{sub}/{only['id']}")).status_code == 204
+
+    everyone = (await system.clients["staff"].get("/api/notifications/deliveries")).json()
+    assert [(d["owner"], d["label"]) for d in everyone] == [("viewer", "mine")]
+    assert "p4ssw0rd" not in str(everyone)
+    assert (await viewer.delete(f"/api/notifications/destinations/{mine['id']}")).status_code == 204
+
+    audit = (await system.clients["staff"].get("/api/audit")).json()
+    assert "p4ssw0rd" not in str(audit)
+    done = sorted(
+        (a["username"], a["action"], a["outcome"])
+        for a in audit
+        if a["action"].startswith("notify")
+    )
+    assert ("viewer", "notify-destination-add", "ok") in done
+    assert ("viewer", "notify-destination-add", "refused 422") in done
+    assert ("viewer", "notify-destination-remove", "ok") in done
+    assert ("operator", "notify-destination-remove", "refused 404") in done
+    assert ("viewer", "notify-subscribe", "ok") in done
+    assert ("viewer", "notify-unsubscribe", "ok") in done
+    assert ("staff", "notify-test", "refused 404") in done

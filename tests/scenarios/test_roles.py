@@ -47,6 +47,23 @@ ROUTES = [
     ("POST", "/api/ops/dead-letters/processing.images/no-such-key/replay", None, "staff"),
     ("POST", "/api/ops/dead-letters/processing.images/no-such-key/discard", None, "staff"),
     ("POST", "/api/ops/dead-letters/processing.images/purge", None, "staff"),
+    ("GET", "/api/notifications", None, "viewer"),
+    (
+        "POST",
+        "/api/notifications/destinations",
+        {"label": "m", "url": "json://127.0.0.1:9/x"},
+        "viewer",
+    ),
+    ("DELETE", "/api/notifications/destinations/999999", None, "viewer"),
+    ("POST", "/api/notifications/destinations/999999/test", None, "viewer"),
+    (
+        "POST",
+        "/api/notifications/subscriptions",
+        {"microscope_id": "krios-2", "events": ["run_ended"]},
+        "viewer",
+    ),
+    ("DELETE", "/api/notifications/subscriptions/999999", None, "viewer"),
+    ("GET", "/api/notifications/deliveries", None, "staff"),
 ]
 
 

@@ -35,7 +35,7 @@ from proto.lease.memory import MemoryLeases
 from session_api.app import create_app as create_api
 from session_api.auth import add_user
 from session_api.db.models import Microscope as MicroscopeRow
-from session_api.settings import ApiSettings
+from session_api.settings import ApiSettings, NotifySettings
 from ui.app import create_app as create_ui
 from ui.server import Server as UiServer
 from ui.settings import UiSettings
@@ -83,8 +83,10 @@ async def embedded_stack(
     database_url: str = "sqlite+aiosqlite:///var/gridpilot.db",
     acquisition: AcquisitionSettings | None = None,
     passwords: dict[str, str] | None = None,
+    notify: NotifySettings | None = None,
 ) -> AsyncIterator[Stack]:
-    """Serve the whole system on ``ui_port`` (pages) and ``api_port`` (session-api)."""
+    """Serve the whole system on ``ui_port`` (pages) and ``api_port`` (session-api).
+    Notifications link to the pages here unless ``notify`` says another ``base_url``."""
     secret = SecretStr(secrets.token_urlsafe(32))
     acq = (acquisition or AcquisitionSettings()).model_copy(
         update={"run_mode": "task", "data_root": data_root}
@@ -101,6 +103,7 @@ async def embedded_stack(
             database_url=database_url,
             secret_key=secret,
             data_roots=[data_root],
+            notify=_notify_settings(notify, f"http://{host}:{ui_port}"),
         ),
         bus=bus,
         leases=leases,
@@ -147,6 +150,13 @@ async def embedded_stack(
             for name, handler in handlers:
                 logging.getLogger(name).removeHandler(handler)
                 handler.close()
+
+
+def _notify_settings(given: NotifySettings | None, ui_url: str) -> NotifySettings:
+    settings = given or NotifySettings()
+    if settings.base_url is None:
+        settings = settings.model_copy(update={"base_url": ui_url})
+    return settings
 
 
 async def _seed(api: FastAPI, bus: MemoryBus, passwords: dict[str, str]) -> dict[str, str]:

@@ -423,7 +423,7 @@ class DestinationView(_View):
     last_ok_at: datetime | None = None
     last_error_at: datetime | None = None
     last_error: str | None = None
-    """Why the last failed attempt failed (apprise's words); kept until one succeeds."""
+    """Why the last failed attempt failed (apprise's words); ``last_error_at`` says when."""
     sent: int = 0
     """Messages delivered (each may carry several notices: one message per burst)."""
     failed: int = 0
@@ -464,6 +464,10 @@ class NotificationSettings(_View):
     destinations: list[DestinationView]
     subscriptions: list[SubscriptionView]
     events: list[NotifyEventView]
+    coalesce_s: float = 0.0
+    """Notices for one destination within this long go as one message."""
+    min_interval_s: float = 0.0
+    """At most one message per destination this often."""
 
 
 class SendTestResult(_View):

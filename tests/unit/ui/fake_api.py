@@ -18,6 +18,7 @@ from fastapi import Body, FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 
 from proto.api import (
+    NOTIFY_EVENTS,
     ROLE_RANK,
     DecisionView,
     ExposureView,
@@ -28,6 +29,8 @@ from proto.api import (
     LeaseReleaseResponse,
     LogLineView,
     MicroscopeView,
+    NotificationSettings,
+    NotifyEventView,
     QueueView,
     RunView,
     SessionView,
@@ -394,6 +397,14 @@ class FakeApi:
         async def me(authorization: Auth = None) -> UserView:
             name = user_of(authorization)
             return UserView(username=name, role=name)  # type: ignore[arg-type]
+
+        @app.get("/api/notifications")
+        async def notifications(authorization: Auth = None) -> NotificationSettings:
+            """Nobody has destinations or subscriptions here (the session page's *Notify me*
+            asks; the notifications pages are tested on the real session-api)."""
+            user_of(authorization)
+            events = [NotifyEventView(event=e, label=e) for e in NOTIFY_EVENTS]
+            return NotificationSettings(destinations=[], subscriptions=[], events=events)
 
         @app.get("/api/microscopes")
         async def microscopes(authorization: Auth = None) -> list[MicroscopeView]:

@@ -22,7 +22,16 @@ from ui.hub import Hubs
 from ui.metrics import UiBusObserver
 from ui.partials import RenderedLines
 from ui.render import make_templates
-from ui.routes import actions, browse, facility, login, operations, session, stream
+from ui.routes import (
+    actions,
+    browse,
+    facility,
+    login,
+    notifications,
+    operations,
+    session,
+    stream,
+)
 from ui.settings import DEV_SECRET_KEY, UiSettings
 
 log = logging.getLogger(__name__)
@@ -72,7 +81,7 @@ def create_app(
     app.state.lines = RenderedLines(app.state.templates.env)
     app.state.ready = False
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for module in (login, facility, session, actions, stream, browse, operations):
+    for module in (login, facility, session, actions, stream, browse, operations, notifications):
         app.include_router(module.router)
     _health(app)
     _errors(app)

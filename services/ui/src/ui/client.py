@@ -17,17 +17,21 @@ from pydantic import BaseModel, TypeAdapter
 
 from proto.api import (
     DeadLetterAction,
+    DestinationView,
     ExposureView,
     GridDetail,
     LeaseReleaseResponse,
     LogLineView,
     MicroscopeView,
+    NotificationSettings,
     OpsView,
     QueueView,
     RunView,
+    SendTestResult,
     SessionView,
     SquareDetail,
     StartResponse,
+    SubscriptionView,
     TokenResponse,
     UserView,
 )
@@ -124,6 +128,7 @@ _MICROSCOPES = TypeAdapter(list[MicroscopeView])
 _LOGS = TypeAdapter(list[LogLineView])
 _EXPOSURES = TypeAdapter(list[ExposureView])
 _RUNS = TypeAdapter(list[RunView])
+_DESTINATIONS = TypeAdapter(list[DestinationView])
 
 
 class ApiClient:
@@ -323,6 +328,45 @@ class ApiClient:
     async def purge_dead_letters(self, queue: str) -> DeadLetterAction:
         r = await self._send("POST", f"/api/ops/dead-letters/{queue}/purge")
         return DeadLetterAction.model_validate_json(r.content)
+
+    # --- notifications (each user's own; deliveries: staff) ----------------------------------
+
+    async def notifications(self) -> NotificationSettings:
+        return await self._get(NotificationSettings, "/api/notifications")
+
+    async def add_destination(self, label: str, url: str) -> DestinationView:
+        body = {"label": label, "url": url}
+        r = await self._send("POST", "/api/notifications/destinations", json=body)
+        return DestinationView.model_validate_json(r.content)
+
+    async def remove_destination(self, destination_id: int) -> None:
+        await self._send("DELETE", f"/api/notifications/destinations/{destination_id}")
+
+    async def test_destination(self, destination_id: int) -> SendTestResult:
+        r = await self._send("POST", f"/api/notifications/destinations/{destination_id}/test")
+        return SendTestResult.model_validate_json(r.content)
+
+    async def subscribe(
+        self,
+        events: Sequence[str],
+        *,
+        session_id: UUID | None = None,
+        microscope_id: str | None = None,
+    ) -> SubscriptionView:
+        body: dict[str, object] = {"events": list(events)}
+        if session_id is not None:
+            body["session_id"] = str(session_id)
+        if microscope_id is not None:
+            body["microscope_id"] = microscope_id
+        r = await self._send("POST", "/api/notifications/subscriptions", json=body)
+        return SubscriptionView.model_validate_json(r.content)
+
+    async def unsubscribe(self, subscription_id: int) -> None:
+        await self._send("DELETE", f"/api/notifications/subscriptions/{subscription_id}")
+
+    async def deliveries(self) -> list[DestinationView]:
+        r = await self._send("GET", "/api/notifications/deliveries")
+        return _DESTINATIONS.validate_json(r.content)
 
 
 async def _stream(response: httpx.Response) -> AsyncIterator[bytes]:

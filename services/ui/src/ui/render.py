@@ -61,6 +61,13 @@ def age(seconds: float | None) -> str:
     return f"{s // 86400} d {s % 86400 // 3600} h"
 
 
+def seconds(s: float | None) -> str:
+    """A setting's duration: ``0.5 s``, ``10 s``, ``5 min``."""
+    if s is None or math.isnan(s):
+        return "—"
+    return f"{s / 60:g} min" if s >= 120 else f"{s:g} s"
+
+
 def when(at: datetime | None) -> str:
     if at is None:
         return "—"
@@ -131,6 +138,7 @@ def make_templates() -> Jinja2Templates:
         "pct": pct,
         "hours": hours,
         "age": age,
+        "seconds": seconds,
         "when": when,
         "clock": clock,
         "iso": iso,

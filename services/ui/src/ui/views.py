@@ -44,6 +44,8 @@ class Popup:
     title: str
     text: str
     links: tuple[tuple[str, str], ...] = ()
+    alert: str = ""
+    """Set on the notices a browser alert is for (a scope lock): the same key alerts once."""
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,7 @@ def popups(ctx: SessionContext) -> list[Popup]:
                 "Scope locked",
                 f"Run {run.number} did not start: {why}."
                 + (f" {session.microscope_name} is free now." if holder is None else ""),
+                alert=f"locked:{run.id}",
             )
         )
     if holder is not None and holder.session_id != session.id:
@@ -175,6 +178,7 @@ def popups(ctx: SessionContext) -> list[Popup]:
                 f"{session.microscope_name} is in use by session {holder.session_name}"
                 f" on {holder.host} (PID {holder.pid}).",
                 _holder_links(holder, session),
+                alert=f"lock:{holder.run_id or holder.session_id}",
             )
         )
     if (

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 import apprise
 from cryptography.fernet import Fernet, InvalidToken
@@ -82,8 +82,9 @@ def mask(private: str) -> str:
     path = parts.path
     if scheme not in MAIL_SCHEMES:
         path = "/".join(_short(p) for p in path.split("/"))
-    query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k in KEPT_QUERY])
-    return urlunsplit((parts.scheme, parts.netloc, path, query, ""))
+    query = "&".join(f"{k}={v}" for k, v in parse_qsl(parts.query) if k in KEPT_QUERY)
+    # for reading, not for use: addresses as people write them (``@``, not ``%40``)
+    return urlunsplit((parts.scheme, parts.netloc, unquote(path), query, ""))
 
 
 def _short(part: str) -> str:

@@ -167,6 +167,8 @@ async def my_notifications(request: Request, user: Viewer, db: DbDep) -> Notific
         destinations=[destination_view(r, notifier.outbox.pending(r.id)) for r in rows],
         subscriptions=[await _subscription_view(db, s) for s in subs],
         events=[NotifyEventView(event=e, label=labels[e]) for e in NOTIFY_EVENTS],
+        coalesce_s=notifier.settings.coalesce_s,
+        min_interval_s=notifier.settings.min_interval_s,
     )
 
 

@@ -45,6 +45,7 @@
     live.textContent = { open: "Live", down: "Reconnecting…", parked: "Paused while hidden" }[state];
   }
   function park() {
+    if (browserAlertsOn()) { return; }   // a page that alerts keeps listening while hidden
     parked = sources.filter(function (s) { return s.readyState !== EventSource.CLOSED; });
     parked.forEach(function (s) { s.close(); });
     if (parked.length) { setStream("parked"); }
@@ -234,4 +235,70 @@
       el.classList.toggle("stale", age > 10);
     });
   }, 1000);
+  // Browser alerts (opt-in, per browser; the Notification API): a desktop notification when
+  // a pause prompt or a scope lock appears on this page while it is hidden. What calls for
+  // one carries data-alert (a key: the same prompt or lock alerts once per page),
+  // data-alert-title and data-alert-body. A page with alerts on keeps its stream while
+  // hidden (see park): a parked page would hear nothing.
+  var ALERTS_KEY = "gp-browser-alerts";
+  var alerted = {};
+  function hasNotifications() { return typeof window.Notification === "function"; }
+  function alertsWanted() {
+    try { return localStorage.getItem(ALERTS_KEY) === "1"; } catch (e) { return false; }
+  }
+  function browserAlertsOn() {
+    return hasNotifications() && Notification.permission === "granted" && alertsWanted();
+  }
+  function showAlertSwitches() {
+    document.querySelectorAll("[data-browser-alerts]").forEach(function (b) {
+      var box = b.closest(".browser-alerts");
+      var on = browserAlertsOn();
+      if (box) { box.hidden = !hasNotifications(); }
+      b.setAttribute("aria-checked", on ? "true" : "false");
+      b.classList.toggle("on", on);
+      var word = b.querySelector("b");
+      if (word) { word.textContent = on ? "on" : "off"; }
+      var note = box && box.querySelector("[data-browser-alerts-note]");
+      if (note) {
+        note.textContent = hasNotifications() && Notification.permission === "denied"
+          ? "Blocked: allow notifications for this site in the browser's settings." : "";
+      }
+    });
+  }
+  function setAlerts(on) {
+    try {
+      if (on) { localStorage.setItem(ALERTS_KEY, "1"); } else { localStorage.removeItem(ALERTS_KEY); }
+    } catch (e) { /* private mode: nothing kept */ }
+    showAlertSwitches();
+  }
+  document.addEventListener("click", function (evt) {
+    var b = evt.target.closest && evt.target.closest("[data-browser-alerts]");
+    if (!b || !hasNotifications()) { return; }
+    if (browserAlertsOn()) { setAlerts(false); return; }
+    if (Notification.permission === "granted") { setAlerts(true); return; }
+    Notification.requestPermission().then(function (answer) { setAlerts(answer === "granted"); });
+  });
+  function alertFor(el) {
+    var key = el.getAttribute("data-alert");
+    if (!key || alerted[key]) { return; }
+    alerted[key] = 1;   // seen: shown while visible, or alerted once while hidden
+    if (document.visibilityState !== "hidden" || !browserAlertsOn()) { return; }
+    var note = new Notification(el.getAttribute("data-alert-title") || "Gridpilot", {
+      body: el.getAttribute("data-alert-body") || "", tag: key
+    });
+    note.onclick = function () { window.focus(); note.close(); };
+  }
+  function scanAlerts(node) {
+    if (node.nodeType !== 1) { return; }
+    if (node.hasAttribute("data-alert")) { alertFor(node); }
+    node.querySelectorAll("[data-alert]").forEach(alertFor);
+  }
+  new MutationObserver(function (records) {
+    records.forEach(function (r) { r.addedNodes.forEach(scanAlerts); });
+  }).observe(document.documentElement, { childList: true, subtree: true });
+  document.addEventListener("DOMContentLoaded", function () {
+    scanAlerts(document.body);
+    showAlertSwitches();
+  });
+  document.addEventListener("htmx:afterSettle", showAlertSwitches);
 })();
