@@ -402,7 +402,7 @@ NOTIFY_EVENTS: tuple[NotifyEvent, ...] = (
 
 class DestinationCreate(BaseModel):
     """One place to send notifications: an apprise URL (``mailto://``, ``slack://``,
-    ``msteams://``, ``matrix://``, ``json://``/``jsons://`` …). It is stored encrypted and
+    ``workflows://`` (Teams), ``matrix://``, ``json://``/``jsons://`` …). It is stored encrypted and
     never shown back whole."""
 
     label: str = Field(min_length=1, max_length=64, pattern=NAME)

@@ -73,7 +73,7 @@ async def deliver(url: str, message: Message, timeout_s: float) -> Outcome:
     try:
         if not await asyncio.to_thread(sender.add, url):
             return Outcome(False, "apprise cannot use this URL any more")
-        async with asyncio.timeout(timeout_s + 2):
+        async with asyncio.timeout(timeout_s + 1):  # apprise has its own; a backstop
             result = await sender.async_notify(
                 body=message.body,
                 title=message.title,
