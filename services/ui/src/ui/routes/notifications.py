@@ -2,9 +2,10 @@
 *Send test*, and this browser's own alerts; for staff, every destination's status. Also the
 session page's *Notify me* control.
 
-Every action goes to session-api, which checks and audits it; each answers with the part it
-changed (the table) and, out of band, the form (cleared, or with the error beside its field)
-and a note in the page's message area.
+Every action goes to session-api, which checks and audits it. One writer per part: the two
+tables are drawn by their own GET only (every few seconds, and when an action's answer says
+``destinations-changed`` / ``subscriptions-changed``); a button's answer is a note for the
+message area; a form's answer is the form (fresh, or with the errors beside their fields).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from fastapi.responses import Response
 from proto.api import NOTIFY_EVENTS, NotificationSettings, NotifyEvent
 from ui.auth import UserDep
 from ui.client import ApiClient, Rejected
-from ui.deps import ApiDep, render
+from ui.deps import ApiDep, render, to_messages
 
 router = APIRouter()
 
@@ -47,10 +48,9 @@ async def _context(api: ApiClient, **extra: Any) -> dict[str, Any]:
         "mine": mine,
         "labels": {e.event: e.label for e in mine.events},
         "refresh_s": REFRESH_S,
-        "note": None,
-        "error": None,
         "form": {},
         "errors": {},
+        "note": None,
         **extra,
     }
 
@@ -65,6 +65,14 @@ async def _with_choices(api: ApiClient, **extra: Any) -> dict[str, Any]:
         "sessions": sessions[:MAX_SESSIONS_OFFERED],
         "defaults": DEFAULT_EVENTS,
     }
+
+
+def _said(request: Request, changed: str, note: str, failed: bool = False) -> Response:
+    """An action's answer: a note for the message area, and the event that makes the table
+    it changed redraw itself (after the swap: from the page's body if the button is gone)."""
+    headers = {**to_messages(request), "HX-Trigger-After-Swap": changed}
+    template = "partials/_notify_failed.html" if failed else "partials/_message.html"
+    return render(request, template, {"error": None, "note": note}, headers=headers)
 
 
 @router.get("/notifications")
@@ -83,6 +91,11 @@ async def destinations(request: Request, api: ApiDep) -> Response:
     return render(request, "partials/_notify_destinations.html", await _context(api))
 
 
+@router.get("/notifications/subscriptions")
+async def subscriptions(request: Request, api: ApiDep) -> Response:
+    return render(request, "partials/_notify_subscriptions.html", await _context(api))
+
+
 @router.post("/notifications/destinations")
 async def add_destination(
     request: Request,
@@ -90,16 +103,21 @@ async def add_destination(
     label: Annotated[str, Form(max_length=200)] = "",
     url: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:
+    """Answers the form: fresh, with a note and ``destinations-changed``; or as it was, with
+    session-api's words beside the field they are about (answered 200: the form with its
+    errors is the answer, not a failure)."""
     try:
         added = await api.add_destination(label.strip(), url.strip())
     except Rejected as exc:
-        ctx = await _context(
-            api, form={"label": label, "url": url}, errors=field_errors(exc.detail)
-        )
-        return render(request, "partials/_notify_destinations.html", {**ctx, "oob_form": True})
+        ctx = {"form": {"label": label, "url": url}, "errors": field_errors(exc.detail)}
+        return render(request, "partials/_notify_dest_form.html", ctx)
     note = f"Added {added.label} ({added.service}). Send a test to check it."
-    ctx = await _context(api, note=note)
-    return render(request, "partials/_notify_destinations.html", {**ctx, "oob_form": True})
+    return render(
+        request,
+        "partials/_notify_dest_form.html",
+        {"form": {}, "errors": {}, "note": note},
+        headers={"HX-Trigger-After-Swap": "destinations-changed"},
+    )
 
 
 @router.post("/notifications/destinations/{destination_id}/test")
@@ -107,18 +125,16 @@ async def test_destination(request: Request, destination_id: int, api: ApiDep) -
     result = await api.test_destination(destination_id)
     d = result.destination
     if result.ok:
-        note, error = f"Test sent to {d.label}.", None
-    else:
-        note, error = None, f"Test to {d.label} failed: {result.error}"
-    ctx = await _context(api, note=note, error=error)
-    return render(request, "partials/_notify_destinations.html", ctx)
+        return _said(request, "destinations-changed", f"Test sent to {d.label}.")
+    return _said(
+        request, "destinations-changed", f"Test to {d.label} failed: {result.error}", failed=True
+    )
 
 
 @router.post("/notifications/destinations/{destination_id}/remove")
 async def remove_destination(request: Request, destination_id: int, api: ApiDep) -> Response:
     await api.remove_destination(destination_id)
-    ctx = await _context(api, note="Destination removed.")
-    return render(request, "partials/_notify_destinations.html", ctx)
+    return _said(request, "destinations-changed", "Destination removed.")
 
 
 def _scope(scope: str) -> dict[str, Any]:
@@ -127,7 +143,7 @@ def _scope(scope: str) -> dict[str, Any]:
         try:
             return {"session_id": UUID(value)}
         except ValueError:
-            return {"session_id": None, "microscope_id": None}
+            return {}
     if kind == "microscope" and value:
         return {"microscope_id": value}
     return {}
@@ -140,6 +156,7 @@ async def subscribe(
     scope: Annotated[str, Form(max_length=200)] = "",
     events: Annotated[list[str] | None, Form()] = None,
 ) -> Response:
+    """Answers the form, as :func:`add_destination` does (``subscriptions-changed``)."""
     chosen = [e for e in NOTIFY_EVENTS if e in (events or [])]
     errors: dict[str, str] = {}
     if not _scope(scope):
@@ -151,22 +168,26 @@ async def subscribe(
             sub = await api.subscribe(chosen, **_scope(scope))
         except Rejected as exc:
             errors = field_errors(exc.detail)
-            if "session_id" in errors or "microscope_id" in errors:
-                errors["scope"] = errors.pop("session_id", "") or errors.pop("microscope_id", "")
+            for name in ("session_id", "microscope_id"):
+                if name in errors:
+                    errors["scope"] = errors.pop(name)
         else:
             what = f"session {sub.session_name}" if sub.session_id else sub.microscope_name
             ctx = await _with_choices(api, note=f"Subscribed to {len(chosen)} events of {what}.")
-            return render(request, "partials/_notify_subscriptions.html", ctx)
-    # answered 200: the form with its errors beside the fields is the answer, not a failure
+            return render(
+                request,
+                "partials/_notify_sub_form.html",
+                ctx,
+                headers={"HX-Trigger-After-Swap": "subscriptions-changed"},
+            )
     ctx = await _with_choices(api, errors=errors, form={"scope": scope, "events": chosen})
-    return render(request, "partials/_notify_subscriptions.html", ctx)
+    return render(request, "partials/_notify_sub_form.html", ctx)
 
 
 @router.post("/notifications/subscriptions/{subscription_id}/remove")
 async def unsubscribe(request: Request, subscription_id: int, api: ApiDep) -> Response:
     await api.unsubscribe(subscription_id)
-    ctx = await _with_choices(api, note="Unsubscribed.")
-    return render(request, "partials/_notify_subscriptions.html", ctx)
+    return _said(request, "subscriptions-changed", "Unsubscribed.")
 
 
 # --- the session page's "Notify me" -----------------------------------------------------
