@@ -224,3 +224,35 @@ async def test_own_destinations_only_clear_errors_and_audit(system: System) -> N
     assert ("viewer", "notify-subscribe", "ok") in done
     assert ("viewer", "notify-unsubscribe", "ok") in done
     assert ("staff", "notify-test", "refused 404") in done
+
+
+@pytest.mark.parametrize("system", [("memory", "sqlite")], indirect=True, ids=["memory-sqlite"])
+@pytest.mark.faults(truncate_every=1)
+@pytest.mark.notify(coalesce_s=0.2, min_interval_s=0, retries=0, failures_n=1)
+async def test_processing_failures_more_than_n_are_told(system: System, hook: Webhook) -> None:
+    await add_destination(system, "operator", "hook", hook.url())
+    session = await system.session("corrupt", grids=1)
+    await subscribe(system, "operator", ["processing_failures"], session_id=session["id"])
+    run_id = await system.start(session["id"])
+    [post] = await hook.wait_posts(1, timeout=60)
+    assert "Processing failures" in post.body["title"]
+    assert "2 exposures failed processing within 10 min" in post.body["message"]
+    assert "bytes in data block" in post.body["message"]  # the latest reason
+    await system.clients["operator"].post(f"/api/sessions/{session['id']}/stop")
+    await system.ended(run_id)
+
+
+@pytest.mark.parametrize("system", [("memory", "sqlite")], indirect=True, ids=["memory-sqlite"])
+@pytest.mark.faults(slow_file_s=3)
+@pytest.mark.notify(coalesce_s=0.2, min_interval_s=0, retries=0, stalled_s=1, watch_interval_s=0.2)
+async def test_a_run_that_makes_no_progress_is_told_silent(system: System, hook: Webhook) -> None:
+    """Each movie takes 3 s to write here: a running run with nothing new for more than
+    ``stalled_s`` (1 s) is told (once until it moves again: tests/unit/session_api)."""
+    await add_destination(system, "viewer", "hook", hook.url())
+    session = await system.session("stalls", grids=1)
+    await subscribe(system, "viewer", ["run_silent"], session_id=session["id"])
+    run_id = await system.start(session["id"])
+    [post] = await hook.wait_posts(1, timeout=60)
+    assert "Run silent" in post.body["title"] and "no progress" in post.body["message"]
+    await system.clients["operator"].post(f"/api/sessions/{session['id']}/stop")
+    await system.ended(run_id)

@@ -200,3 +200,76 @@ async def test_silent_and_stalled_runs_are_told_once_until_heard_again(
         )
         assert [n.run_id for n in await watch.check(db, now)] == []  # moving again
         assert [n.run_id for n in await watch.check(db, now + timedelta(hours=1))] == [RUN]
+
+
+async def test_who_hears_a_notice(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """A session's notice: its subscribers and its microscope's; a disk notice: the
+    microscope's subscribers and those of the sessions live on it now; only for the events
+    they chose; each destination once."""
+    from session_api.db.models import NotifyDestination, NotifySubscription, User
+    from session_api.notify.notices import Notice
+    from session_api.notify.service import _destinations_for
+
+    live, idle = uuid.uuid4(), uuid.uuid4()
+    async with sessions() as db:
+        db.add_all([Microscope(id="k1", name="Krios"), Microscope(id="k2", name="Glacios")])
+        users = {n: User(username=n, role="viewer", password_hash="x") for n in "abcd"}
+        db.add_all(users.values())
+        await db.flush()
+        db.add_all(
+            [
+                Session(
+                    id=live,
+                    name="live",
+                    microscope_id="k1",
+                    created_by="t",
+                    live_run_id=uuid.uuid4(),
+                ),
+                Session(id=idle, name="idle", microscope_id="k1", created_by="t"),
+            ]
+        )
+        await db.flush()
+        dest = {}
+        for n, u in users.items():
+            dest[n] = NotifyDestination(
+                user_id=u.id, label=n, service="JSON", url_box="x", url_masked="x"
+            )
+            db.add(dest[n])
+
+        def sub(
+            user: str, events: list[str], session: uuid.UUID | None = None, scope: str = "k1"
+        ) -> NotifySubscription:
+            return NotifySubscription(
+                user_id=users[user].id, session_id=session, microscope_id=scope, events=events
+            )
+
+        db.add_all(
+            [
+                sub("a", ["pause_prompt", "disk_critical"], session=live),
+                sub("a", ["pause_prompt"]),  # the same user twice: one destination, once
+                sub("b", ["disk_warning"], session=idle),
+                sub("c", ["disk_warning", "run_ended"]),
+                sub("d", ["pause_prompt"], scope="k2"),
+            ]
+        )
+        await db.commit()
+        ids = {d.id: n for n, d in dest.items()}
+
+        def notice(events: set[str], session: uuid.UUID | None) -> Notice:
+            return Notice(
+                frozenset(events),
+                "t",
+                "x",
+                T0,
+                microscope_id="k1",  # type: ignore[arg-type]
+                session_id=session,
+            )
+
+        async def who(n: Notice) -> list[str]:
+            return sorted(ids[i] for i in await _destinations_for(db, n))
+
+        assert await who(notice({"pause_prompt"}, live)) == ["a"]
+        assert await who(notice({"pause_prompt"}, idle)) == ["a"]  # a's microscope subscription
+        assert await who(notice({"run_ended"}, idle)) == ["c"]
+        assert await who(notice({"disk_warning", "disk_critical"}, None)) == ["a", "c"]
+        assert await who(notice({"disk_warning"}, None)) == ["c"]  # b's session is not live
