@@ -3,6 +3,7 @@ silent runs, and the apprise URLs kept secret."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -20,7 +21,7 @@ from session_api.notify.notices import (
     run_ended,
 )
 from session_api.notify.sender import MAX_LISTED, compose
-from session_api.notify.urls import Unreadable, UrlBox, check, mask
+from session_api.notify.urls import Unreadable, UrlBox, check, hide_unparsed_urls, mask
 from session_api.notify.watch import SilenceWatch
 from session_api.settings import NotifySettings
 
@@ -147,6 +148,13 @@ def test_urls_are_sealed_masked_and_checked() -> None:
     with pytest.raises(ValueError, match="apprise cannot use this nosuch:// URL"):
         check("nosuch://x")
     assert mask("slack://T1/B2/verylongtoken?footer=no") == "slack://T1/B2/v…n"
+
+
+def test_a_url_apprise_cannot_parse_is_not_logged(caplog: pytest.LogCaptureFixture) -> None:
+    hide_unparsed_urls()
+    with caplog.at_level(logging.DEBUG, logger="apprise"), pytest.raises(ValueError):
+        check("mailto:/alice:hunter22@smtp.example.org")
+    assert "Unsupported URL" in caplog.text and "hunter22" not in caplog.text
 
 
 async def test_silent_and_stalled_runs_are_told_once_until_heard_again(

@@ -40,7 +40,7 @@ from session_api.notify.notices import (
 )
 from session_api.notify.outbox import Due, Outbox
 from session_api.notify.sender import Message, Outcome, compose, deliver
-from session_api.notify.urls import Unreadable, UrlBox
+from session_api.notify.urls import Unreadable, UrlBox, hide_unparsed_urls
 from session_api.notify.watch import PROGRESS, SilenceWatch
 from session_api.settings import ApiSettings
 
@@ -84,6 +84,7 @@ class Notifier:
 
     async def start(self) -> None:
         """Seed what was known before this start (disk levels), then run the tasks."""
+        hide_unparsed_urls()
         async with self._sessions() as db:
             for scope in (await db.scalars(select(Microscope))).all():
                 self.disk.seed(scope.id, [m.VolumeStatus.model_validate(v) for v in scope.volumes])

@@ -8,6 +8,7 @@ with :class:`Unreadable` (the settings page says to add them again), never with 
 from __future__ import annotations
 
 import base64
+import logging
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
@@ -89,3 +90,20 @@ def mask(private: str) -> str:
 
 def _short(part: str) -> str:
     return f"{part[0]}…{part[-1]}" if len(part) > LONG else part
+
+
+class HideUnparsedUrls(logging.Filter):
+    """apprise masks the secrets of the URLs it logs, except in a URL it could not parse at
+    all (``Unsupported URL: mailto:/user:password@host``): that one is not logged whole."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if str(record.msg).startswith("Unsupported URL:"):
+            record.msg, record.args = "Unsupported URL (not logged: it may hold a secret)", None
+        return True
+
+
+def hide_unparsed_urls() -> None:
+    """Install :class:`HideUnparsedUrls` on apprise's logger (once)."""
+    logger = logging.getLogger("apprise")
+    if not any(isinstance(f, HideUnparsedUrls) for f in logger.filters):
+        logger.addFilter(HideUnparsedUrls())
