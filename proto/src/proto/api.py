@@ -440,7 +440,9 @@ class SubscriptionCreate(BaseModel):
     session or microscope replaces the first one's events."""
 
     session_id: UUID | None = None
-    microscope_id: str | None = Field(None, min_length=1, max_length=64)
+    microscope_id: str | None = Field(
+        None, min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$"
+    )
     events: list[NotifyEvent] = Field(min_length=1, max_length=len(NOTIFY_EVENTS))
 
 

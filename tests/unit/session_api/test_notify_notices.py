@@ -145,6 +145,8 @@ def test_urls_are_sealed_masked_and_checked() -> None:
     assert mail.service == "E-Mail" and "alice@example.org" in mail.masked
     with pytest.raises(ValueError, match="not a URL"):
         check("alice@example.org")
+    with pytest.raises(ValueError, match="control character"):
+        check("json://host/a\x00b")
     with pytest.raises(ValueError, match="apprise cannot use this nosuch:// URL"):
         check("nosuch://x")
     assert mask("slack://T1/B2/verylongtoken?footer=no") == "slack://T1/B2/v…n"

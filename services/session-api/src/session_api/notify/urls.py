@@ -62,7 +62,12 @@ def check(url: str) -> Checked:
 
     The first call loads apprise's plugins (about half a second): call it off the event loop.
     """
-    plugin = apprise.Apprise.instantiate(url.strip())
+    if any(ord(c) < 32 or ord(c) == 127 for c in url):
+        raise ValueError("the URL has a control character (a pasted line break?)")
+    try:
+        plugin = apprise.Apprise.instantiate(url.strip())
+    except Exception as exc:  # apprise parses what users type: any failure is theirs to fix
+        raise ValueError(f"apprise cannot use this URL ({type(exc).__name__})") from exc
     if plugin is None:
         scheme = url.split("://", 1)[0] if "://" in url else ""
         if not scheme:
