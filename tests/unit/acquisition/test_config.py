@@ -4,6 +4,7 @@ flat JSON form still reads, and the path mapping maps both ways."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path, PurePosixPath
 
 import pytest
@@ -100,7 +101,7 @@ def test_the_demo_scopes_have_their_own_optics(tmp_path: Path) -> None:
     assert scopes["glacios-1"].detector == glacios.detector
 
 
-def test_a_driver_that_is_not_there_is_refused_at_start(tmp_path: Path) -> None:
+def test_a_serialem_scope_gets_the_serialem_driver(tmp_path: Path) -> None:
     config = MicroscopeConfig.model_validate(
         {
             "id": "g",
@@ -110,8 +111,52 @@ def test_a_driver_that_is_not_there_is_refused_at_start(tmp_path: Path) -> None:
             "paths": {"windows_path": "X:\\data", "scope_path": str(tmp_path)},
         }
     )
-    with pytest.raises(ConfigError, match="microscope g"):
-        build_scopes(AcquisitionSettings(data_root=tmp_path, microscopes=[config]))
+    scope = build_scopes(AcquisitionSettings(data_root=tmp_path, microscopes=[config]))["g"]
+    assert scope.driver == "serialem" and not scope.connected  # nothing connects at start
+    assert [v.path for v in scope.volumes()] == [str(tmp_path)]  # the share, seen from here
+
+
+@pytest.mark.parametrize(
+    ("table", "names"),
+    [
+        ({"imaging": {"square": "Atlas"}}, "imaging.square"),
+        ({"paths": {"critical_free_fraction": 0.5}}, "must not exceed"),
+        ({"serialem": {"atlas_montage": [0]}}, "serialem.atlas_montage"),
+    ],
+)
+def test_serialem_settings_are_checked(
+    tmp_path: Path, table: dict[str, dict[str, object]], names: str
+) -> None:
+    data: dict[str, object] = {
+        "id": "g",
+        "name": "G",
+        "driver": "serialem",
+        "serialem": {"host": "scope-pc", **table.get("serialem", {})},
+        "paths": {
+            "windows_path": "X:\\data",
+            "scope_path": str(tmp_path),
+            **table.get("paths", {}),
+        },
+    }
+    if "imaging" in table:
+        data["imaging"] = table["imaging"]
+    path = tmp_path / "scopes.toml"
+    path.write_text(_toml({"microscopes": [data]}))
+    with pytest.raises(ConfigError, match=re.escape(names)):
+        load_microscopes(path)
+
+
+def _toml(value: dict[str, object]) -> str:
+    """A small TOML writer for the tables of these tests."""
+    lines: list[str] = []
+    for scope in value["microscopes"]:  # type: ignore[attr-defined]
+        lines.append("[[microscopes]]")
+        tables = {k: v for k, v in scope.items() if isinstance(v, dict)}
+        lines += [f"{k} = {json.dumps(v)}" for k, v in scope.items() if k not in tables]
+        for name, table in tables.items():
+            lines.append(f"[microscopes.{name}]")
+            lines += [f"{k} = {json.dumps(v)}" for k, v in table.items()]
+    return "\n".join(lines) + "\n"
 
 
 def test_the_path_mapping_maps_both_ways() -> None:

@@ -15,7 +15,14 @@ import tomllib
 from pathlib import Path, PurePath, PureWindowsPath
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from acquisition.simulator.settings import SimulatorSettings
 from proto.messages.optics import Detector, Optics
@@ -31,14 +38,28 @@ class ConfigError(Exception):
 
 
 class SerialEMConnection(BaseModel):
-    """Where SerialEM's external-control socket listens (SerialEM's default port is 48888)."""
+    """Where SerialEM's external-control socket listens (SerialEM's default port is 48888),
+    how long its commands may take, and how the run uses it."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     host: str = Field(min_length=1)
     port: int = Field(48888, ge=1, le=65535)
     timeout_s: float = Field(60.0, gt=0)
-    """How long one SerialEM call may take before the run gives up on it."""
+    """How long one ordinary SerialEM call (a stage move, an image, a report) may take
+    before the run gives up on it and on the connection."""
+    long_timeout_s: float = Field(3600.0, gt=0)
+    """How long the long operations may take: the atlas montage and loading a grid."""
+    frames_timeout_s: float = Field(120.0, gt=0)
+    """How long an exposure's frames may take to appear on the share after SerialEM reports
+    the file (cameras write them, then the share shows them)."""
+    atlas_montage: tuple[int, int] = (6, 6)
+    """Pieces in X and Y of the atlas montage (``OpenNewMontage``)."""
+    close_valves_at_end: bool = True
+    """Close the column valves when a run lets go of the scope (``SetColumnOrGunValve 0``)."""
+    module_path: str | None = None
+    """A folder holding SerialEM's ``serialem`` module for this Python, when it is not
+    installed where Python finds it (SerialEM's ``PythonModules``, or where it was built)."""
 
 
 class PathMapping(BaseModel):
@@ -50,6 +71,16 @@ class PathMapping(BaseModel):
     """e.g. ``X:\\gridpilot`` — the folder SerialEM saves into."""
     scope_path: Path
     """The same folder on the services' side (a mounted share)."""
+    warning_free_fraction: float = Field(0.15, ge=0, le=1)
+    """The share is reported low (a warning) below this fraction free."""
+    critical_free_fraction: float = Field(0.05, ge=0, le=1)
+    """Below this fraction free the run pauses before its next exposure (the disk guard)."""
+
+    @model_validator(mode="after")
+    def _warning_before_critical(self) -> PathMapping:
+        if self.critical_free_fraction > self.warning_free_fraction:
+            raise ValueError("critical_free_fraction must not exceed warning_free_fraction")
+        return self
 
     def to_local(self, windows: str) -> Path:
         """A path SerialEM reported, on our side. Raises ``ValueError`` outside the folder."""
@@ -69,15 +100,33 @@ class PathMapping(BaseModel):
         return str(PureWindowsPath(self.windows_path).joinpath(*rel.parts))
 
 
+LOW_DOSE_AREAS = ("View", "Focus", "Trial", "Record", "Search")
+"""SerialEM's low-dose areas; ``GoToLowDoseArea`` takes their first letter (V F T R S)."""
+
+
 class ImagingPresets(BaseModel):
-    """The SerialEM low-dose areas (or imaging states) used for each kind of image."""
+    """What SerialEM uses for each kind of image: an imaging state for the atlas (taken
+    outside low dose), low-dose areas for the rest."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    atlas: str = "Atlas"
+    atlas: str = Field("Atlas", min_length=1)
+    """An imaging state (``GoToImagingState``): its name, a unique start of it, or its number."""
     square: str = "Search"
     hole: str = "View"
+    """Not used yet: a run goes from the square image straight to the hole's exposure."""
     exposure: str = "Record"
+    exposure_dose_e_per_a2: float = Field(50.0, gt=0, le=1000)
+    """The total dose of one exposure (e/Å²) as calibrated on the scope, recorded with every
+    movie of a SerialEM-driven scope (the simulated scope knows its own)."""
+
+    @field_validator("square", "hole", "exposure")
+    @classmethod
+    def _low_dose_area(cls, value: str) -> str:
+        for area in LOW_DOSE_AREAS:
+            if value.lower() in (area.lower(), area[0].lower()):
+                return area
+        raise ValueError(f"must be a low-dose area: one of {', '.join(LOW_DOSE_AREAS)}")
 
 
 class MicroscopeConfig(BaseModel):

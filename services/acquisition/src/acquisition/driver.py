@@ -9,6 +9,7 @@ image; the driver maps them to stage positions.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -18,11 +19,22 @@ from proto.messages import Detector, GridSpec, ImageRef, Optics, Target, VolumeS
 
 
 class DriverError(TransientError):
-    """The microscope refused or failed an operation (stage error, lost connection)."""
+    """The microscope refused or failed an operation (stage error, lost connection).
+
+    ``fatal`` says the run cannot go on with this scope (the connection is gone, or the data
+    it writes cannot be reached); otherwise only the current target failed."""
+
+    def __init__(self, message: str, *, fatal: bool = False) -> None:
+        super().__init__(message)
+        self.fatal = fatal
 
 
 class DiskFull(PermanentError):
     """A data volume has no room for the next file."""
+
+
+def no_checkpoint() -> None:
+    """A driver's checkpoint while no run has set one: everything may go on."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +58,16 @@ class Microscope(Protocol):
     """The scope's optics (from its configuration); every exposure carries them."""
     detector: Detector
     """The camera exposures are recorded on, and how it writes frames."""
+
+    @property
+    def connected(self) -> bool:
+        """Whether the connection is up; a ``DriverError`` while it is down ends the run."""
+        ...
+
+    checkpoint: Callable[[], None]
+    """Called by the driver between the scope commands of one operation, before it starts
+    anything that moves or exposes (never in the middle of an exposure); the run sets it to
+    raise when a stop arrived or the lease is gone. A no-op until a run sets it."""
 
     async def connect(self) -> None:
         """Open the connection to the scope. Raises ``DriverError``."""

@@ -16,7 +16,7 @@ from pathlib import Path
 from uuid import UUID, uuid4
 
 from acquisition import commands
-from acquisition.driver import DiskFull, DriverError, Microscope
+from acquisition.driver import DiskFull, DriverError, Microscope, no_checkpoint
 from acquisition.queue import Entry, RunQueue
 from acquisition.simulator.scope import run_dir
 from acquisition.waits import LeaseGone, SkipGrid, StopRequested, interruptible
@@ -198,6 +198,7 @@ class RunLoop:
     async def _let_go(self, killed: bool) -> None:
         """Disconnect, then release the lease (so a new Start right after finds it free)."""
         if self.connected:
+            self.scope.checkpoint = no_checkpoint
             with contextlib.suppress(Exception):
                 await self.scope.disconnect()
         if self.lease is None:
@@ -222,6 +223,7 @@ class RunLoop:
             self.info("connecting to %s (%s)", self.scope.name, self.scope.driver)
             await self.scope.connect()
             self.connected = True
+            self.scope.checkpoint = self.safe_point
             await self.set_state(RunState.RUNNING)
             grids = self.start.grids
             if self.start.grids_done:
@@ -389,7 +391,7 @@ class RunLoop:
             entry.status = "done"
         except DriverError as exc:
             entry.status = "failed"
-            if not getattr(self.scope, "connected", True):
+            if exc.fatal or not self.scope.connected:
                 raise
             self.warn("%s %s skipped: %s", t.kind, t.target_id.hex[:6], exc)
 

@@ -35,6 +35,10 @@ def build_scope(config: MicroscopeConfig, data_root: Path) -> Microscope:
     """The driver of one configured microscope."""
     if config.driver == "simulated":
         return SimulatedMicroscope(config, data_root)
+    if config.driver == "serialem":
+        from acquisition.serialem.scope import SerialEMMicroscope
+
+        return SerialEMMicroscope(config, data_root)
     raise ConfigError(f"microscope {config.id}: the {config.driver} driver is not available")
 
 

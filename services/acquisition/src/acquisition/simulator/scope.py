@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 from uuid import UUID
@@ -13,7 +14,7 @@ from uuid import UUID
 import numpy as np
 import numpy.typing as npt
 
-from acquisition.driver import AcquiredMovie, DiskFull, DriverError
+from acquisition.driver import AcquiredMovie, DiskFull, DriverError, no_checkpoint
 from acquisition.physics.atlas import simulate_atlas
 from acquisition.physics.movie import simulate_movie
 from acquisition.physics.mrc import write_simulated_mrc
@@ -56,6 +57,7 @@ class SimulatedMicroscope:
         self.detector: Detector = microscope.detector
         self.data_root = data_root
         self.connected = False
+        self.checkpoint: Callable[[], None] = no_checkpoint
         self.connect_calls = 0
         self.moves = 0
         self.exposures = 0
