@@ -144,3 +144,10 @@ def test_monitoring_mounts_repo_config(config: dict[str, Any]) -> None:
     graf = mounts(config["services"]["grafana"])
     assert Path(graf["/etc/grafana/provisioning"]) == REPO / "deploy" / "grafana" / "provisioning"
     assert Path(graf["/var/lib/grafana/dashboards"]) == REPO / "deploy" / "grafana" / "dashboards"
+
+
+def test_acquisition_reads_the_microscopes_file(config: dict[str, Any]) -> None:
+    svc = config["services"]["acquisition"]
+    path = "/etc/gridpilot/microscopes.toml"
+    assert svc["environment"]["ACQUISITION_MICROSCOPES_FILE"] == path
+    assert Path(mounts(svc)[path]) == REPO / "deploy" / "microscopes.example.toml"

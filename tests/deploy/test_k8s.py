@@ -256,3 +256,24 @@ def test_rabbitmq_cluster(docs: list[dict[str, Any]]) -> None:
     plugins = set(rmq["spec"]["rabbitmq"]["additionalPlugins"])
     assert {"rabbitmq_management", "rabbitmq_prometheus"} <= plugins
     assert rmq["spec"]["replicas"] >= 3, "quorum queues need three nodes to survive one loss"
+
+
+def test_acquisition_reads_the_microscopes_configmap(
+    docs: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """The ConfigMap holds the example configuration, valid, mounted where the variable says."""
+    from acquisition.config import load_microscopes
+
+    cm = find(docs, "ConfigMap", "gridpilot-microscopes")
+    text = cm["data"]["microscopes.toml"]
+    assert text == (DEPLOY / "microscopes.example.toml").read_text(), "keep it the example's copy"
+    path = tmp_path / "microscopes.toml"
+    path.write_text(text)
+    assert [s.id for s in load_microscopes(path)] == ["krios-sim", "glacios-1"]
+    pod = find(docs, "Deployment", "acquisition")["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert env["ACQUISITION_MICROSCOPES_FILE"] == "/etc/gridpilot/microscopes.toml"
+    mount = next(m for m in c["volumeMounts"] if m["name"] == "microscopes")
+    assert mount["mountPath"] == "/etc/gridpilot" and mount["readOnly"] is True
+    assert {"name": "microscopes", "configMap": {"name": "gridpilot-microscopes"}} in pod["volumes"]

@@ -11,7 +11,9 @@ from proto import messages as m
 from proto.states import RunState
 from session_api.db.models import Run, Session
 from session_api.db.types import utcnow
-from support.system import System
+from support.system import WITH_SERIALEM, System
+
+pytestmark = pytest.mark.parametrize("system", WITH_SERIALEM, indirect=True)
 
 SLOW = pytest.mark.faults(slow_file_s=0.3)
 

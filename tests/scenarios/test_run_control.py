@@ -6,7 +6,9 @@ import pytest
 
 from proto import messages as m
 from proto.states import RunState
-from support.system import System
+from support.system import WITH_SERIALEM, System
+
+pytestmark = pytest.mark.parametrize("system", WITH_SERIALEM, indirect=True)
 
 SLOW = pytest.mark.faults(slow_file_s=0.3)
 """Exposures that take a while, so a run is still running when the test acts on it."""

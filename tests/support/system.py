@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from acquisition.config import MicroscopeConfig
@@ -34,6 +35,7 @@ from proto.lease.base import LeaseManager
 from session_api.app import create_app
 from session_api.auth import add_user
 from session_api.settings import ApiSettings, NotifySettings
+from support.fake_serialem import MODULE_PATH, SHARE_WINDOWS, FakeSerialEM
 
 T = TypeVar("T", bound=m.Message)
 PASSWORD = "correct horse battery"
@@ -41,6 +43,23 @@ ROLES = ("viewer", "operator", "staff")
 
 HEARTBEAT_S = 1.0
 """Worker heartbeats in tests: fast, so a test can watch one arrive."""
+
+SYSTEMS = [
+    pytest.param(("memory", "sqlite"), id="memory-sqlite"),
+    pytest.param(("amqp", "sqlite"), id="amqp-sqlite", marks=pytest.mark.rabbitmq),
+    pytest.param(("memory", "postgres"), id="memory-postgres", marks=pytest.mark.postgres),
+]
+"""Bus and database of the ``system`` fixture (``tests/scenarios/conftest.py``)."""
+
+WITH_SERIALEM = [
+    *SYSTEMS,
+    pytest.param(
+        ("amqp", "sqlite", "serialem"), id="amqp-sqlite-serialem", marks=pytest.mark.rabbitmq
+    ),
+]
+"""The same, plus krios-1 driven through the SerialEM driver on its stand-in — in the
+deployment's form (each run a child process), on one bus and database: the driver does not
+change with them. The run-control scenarios run on these."""
 
 
 def hold_file(data_root: Path, scope_id: str) -> Path:
@@ -64,12 +83,54 @@ def fast_scope(scope_id: str, name: str, **faults: Any) -> MicroscopeConfig:
     )
 
 
-def acquisition_settings(data_root: Path, mode: str, **faults: Any) -> AcquisitionSettings:
+def fast_settings(**faults: Any) -> SimulatorSettings:
+    """The simulated physics of the tests: small images, 5000 times faster than a scope."""
+    return fast_scope("x", "x", **faults).simulator
+
+
+def serialem_scope(scope_id: str, name: str, sem: FakeSerialEM) -> MicroscopeConfig:
+    """A scope driven through SerialEM (the stand-in module, talking to ``sem``).
+
+    A test cannot fill the disk the share is on; for the simulator's ``disk_free_fraction``
+    fault the share's thresholds are set to 100 %, so it reads critically low."""
+    low = sem.scope.settings.faults.disk_free_fraction is not None
+    return MicroscopeConfig.model_validate(
+        {
+            "id": scope_id,
+            "name": name,
+            "driver": "serialem",
+            "serialem": {
+                "host": "127.0.0.1",
+                "port": sem.port,
+                "timeout_s": 30,
+                "frames_timeout_s": 30,
+                "module_path": str(MODULE_PATH),
+            },
+            "paths": {
+                "windows_path": SHARE_WINDOWS,
+                "scope_path": str(sem.share),
+                "warning_free_fraction": 1.0 if low else 0.15,
+                "critical_free_fraction": 1.0 if low else 0.05,
+            },
+        }
+    )
+
+
+def acquisition_settings(
+    data_root: Path, mode: str, serialem: FakeSerialEM | None = None, **faults: Any
+) -> AcquisitionSettings:
+    """Two scopes, krios-1 (with the faults; through SerialEM when ``serialem`` is given) and
+    krios-2."""
+    first = (
+        serialem_scope("krios-1", "Krios 1", serialem)
+        if serialem is not None
+        else fast_scope("krios-1", "Krios 1", hold_file=hold_file(data_root, "krios-1"), **faults)
+    )
     return AcquisitionSettings(
         data_root=data_root,
         run_mode=mode,  # type: ignore[arg-type]
         microscopes=[
-            fast_scope("krios-1", "Krios 1", hold_file=hold_file(data_root, "krios-1"), **faults),
+            first,
             fast_scope("krios-2", "Krios 2", hold_file=hold_file(data_root, "krios-2")),
         ],
         squares_per_grid=2,
@@ -200,16 +261,19 @@ async def running_system(
     *,
     mode: str,
     notify: NotifySettings | None = None,
+    serialem: FakeSerialEM | None = None,
     **faults: Any,
 ) -> AsyncIterator[System]:
-    acq = acquisition_settings(tmp / "data", mode, **faults)
+    """The system on ``bus``; krios-1 through SerialEM when ``serialem`` (a fake SerialEM,
+    started, carrying the faults itself) is given."""
+    acq = acquisition_settings(tmp / "data", mode, serialem, **faults)
     scopes = build_scopes(acq)
     supervisor = attach_acquisition(bus, acq, leases, scopes)
     attach_processing(bus, ProcessingSettings(data_root=tmp / "data"))
     api = create_app(
         ApiSettings(
             database_url=database_url,
-            data_roots=[tmp / "data"],
+            data_roots=[tmp / "data", *([serialem.share] if serialem else [])],
             heartbeat_timeout_s=5,
             reconcile_interval_s=0.5,
             notify=notify or NotifySettings(),

@@ -1,4 +1,4 @@
-"""The ``gridpilot`` command: demo, up, serve, users, dlq."""
+"""The ``gridpilot`` command: demo, up, serve, users, dlq, scope check."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import runpy
 import sys
 from pathlib import Path
 
-from gridpilot import dlq
+from gridpilot import dlq, scope
 
 SERVE = {
     "acquisition": "acquisition",
@@ -44,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("name")
     add.add_argument("--role", required=True, choices=["viewer", "operator", "staff"])
     dlq.add_parser(sub)
+    scope.add_parser(sub)
     return p
 
 
@@ -91,3 +92,5 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "dlq":
         password = _read_password(confirm=False) if args.user else None
         raise SystemExit(asyncio.run(dlq.main(args, password)))
+    elif args.command == "scope":
+        raise SystemExit(scope.main(args))

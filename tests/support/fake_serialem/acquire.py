@@ -34,6 +34,20 @@ class DropConnection(Exception):
     """The fake SerialEM goes away mid-command (the connection drops, nothing listens)."""
 
 
+def held(gate: Path) -> None:
+    """The simulator's gate (``Faults.hold_file``), inside ``Record``: wait while ``gate``
+    exists; ``<gate>.held`` exists while waiting."""
+    if not gate.exists():
+        return
+    mark = gate.with_name(gate.name + ".held")
+    mark.touch()
+    try:
+        while gate.exists():
+            time.sleep(0.01)  # polled: the test's process owns the gate
+    finally:
+        mark.unlink(missing_ok=True)
+
+
 class AcquisitionCommands:
     def take(self: FakeScope, what: str) -> None:
         time.sleep(REAL_SECONDS[what] / self.settings.speed)  # the scope's own time
@@ -125,6 +139,8 @@ class AcquisitionCommands:
         self.exposures += 1
         frames, dose = grid.movie((self.stage[0], self.stage[1]), self.exposures, self.pixel_size_a)
         self.take("expose")
+        if faults.hold_file is not None:
+            held(faults.hold_file)
         summed = frames.sum(axis=0).astype(np.float32)
         ny, nx = summed.shape
         where = Placement((self.stage[0], self.stage[1]), self.pixel_size_a / 1e4, nx, ny)
