@@ -58,6 +58,7 @@ class SerialEMMicroscope:
         self._dirs: set[str] = set()
         self._frames_dir: str | None = None
         self._exposures = 0
+        self._share_problem: str | None = None
 
     # --- connection ---------------------------------------------------------------------
 
@@ -317,8 +318,14 @@ class SerialEMMicroscope:
         try:
             usage = shutil.disk_usage(path)
         except OSError as exc:
-            log.warning("%s: the share %s cannot be read: %s", self.name, path, exc)
+            problem = f"{exc.strerror or exc}"
+            if problem != self._share_problem:  # said once, not at every report
+                log.warning("%s: the share %s cannot be read: %s", self.name, path, problem)
+            self._share_problem = problem
             return []
+        if self._share_problem is not None:
+            log.info("%s: the share %s can be read again", self.name, path)
+            self._share_problem = None
         return [
             VolumeStatus(
                 name=f"{self.id} share",
