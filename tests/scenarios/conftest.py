@@ -38,7 +38,6 @@ async def system(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
             async with _system(kind, db, tmp_path, {"serialem": sem, **extra}) as s:
                 yield s
             assert not sem.failures, f"the fake SerialEM failed: {sem.failures}"
-            assert sem.connections, "no run reached SerialEM: krios-1 is not on the driver"
         return
     async with _system(kind, db, tmp_path, {**faults, **extra}) as s:
         yield s
