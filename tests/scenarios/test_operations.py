@@ -95,7 +95,7 @@ async def test_staff_sees_queues_workers_and_operates_dead_letters(system: Syste
     done = {(a["action"], a["outcome"], a["target"]) for a in audit if a["username"] == "staff"}
     assert ("dlq-replay", "ok", f"processing.images/{key}") in done
     assert ("dlq-discard", "ok", f"processing.images/{key}") in done
-    assert ("dlq-discard", "not found", f"processing.images/{key}") in done
+    assert ("dlq-discard", "refused 404", f"processing.images/{key}") in done
     assert ("dlq-purge", "ok", "processing.images") in done
 
 

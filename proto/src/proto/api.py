@@ -68,8 +68,13 @@ class _View(BaseModel):
 # --- auth -----------------------------------------------------------------------------------
 
 
+PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
+"""No control characters (PostgreSQL refuses NUL in text: a 500 instead of a 422)."""
+MicroscopeId = Annotated[str, Field(min_length=1, max_length=64, pattern=PRINTABLE)]
+
+
 class LoginRequest(BaseModel):
-    username: str = Field(min_length=1, max_length=64)
+    username: str = Field(min_length=1, max_length=64, pattern=PRINTABLE)
     password: str = Field(min_length=1, max_length=256)
 
 
@@ -138,7 +143,7 @@ GridName = Annotated[str, Field(min_length=1, max_length=64, pattern=NAME)]
 
 class SessionCreate(BaseModel):
     name: str = Field(min_length=1, max_length=120, pattern=NAME)
-    microscope_id: str = Field(min_length=1)
+    microscope_id: MicroscopeId
     grids: list[GridName] = Field(min_length=1, max_length=12, description="grid names, in order")
     pause_between_grids: bool = False
 

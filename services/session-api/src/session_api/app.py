@@ -17,12 +17,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from sqlalchemy import select
 
 from proto import messages as m
+from proto.asgi import BodyLimit
 from proto.bus.base import Bus
 from proto.errors import BusUnavailable
 from proto.lease.base import LeaseManager
 from proto.settings import AmqpSettings
 from proto.states import ExitReason, RunState
 from proto.topology import SESSION_API_EVENTS, SESSION_API_LOGS
+from session_api import refusals
 from session_api.db.engine import make_engine, migrate, sessionmaker
 from session_api.db.models import Microscope, Run
 from session_api.db.types import utcnow
@@ -96,6 +98,8 @@ def create_app(
     app.state.settings = settings
     app.state.bus = None
     app.state.metrics = metrics
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    refusals.install(app)
     for router in (
         auth.router,
         microscopes.router,

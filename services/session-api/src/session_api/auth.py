@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
@@ -22,7 +21,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proto.api import ROLE_RANK, Role
-from session_api.audit import audit
+from session_api.audit import SAFE_METHODS
 from session_api.db.models import Token, User
 from session_api.db.types import utcnow
 from session_api.deps import DbDep, SettingsDep
@@ -94,14 +93,21 @@ async def revoke_token(db: AsyncSession, token: str) -> None:
     await db.execute(delete(Token).where(Token.token_hash == _digest(token)))
 
 
-def token_of(request: Request) -> str | None:
+def bearer_of(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip() or None
-    return request.cookies.get(COOKIE)
+    return None
+
+
+def token_of(request: Request) -> str | None:
+    return bearer_of(request) or request.cookies.get(COOKIE)
 
 
 async def current_user(request: Request, db: DbDep, settings: SettingsDep) -> CurrentUser:
+    """The user of the request's token. The cookie authenticates reads only: a state-changing
+    request needs ``Authorization: Bearer`` (a page on another port of the same host could
+    make the browser send the cookie; it cannot set that header)."""
     token = token_of(request)
     if token is None:
         raise HTTPException(
@@ -119,36 +125,15 @@ async def current_user(request: Request, db: DbDep, settings: SettingsDep) -> Cu
     user = await db.get(User, row.user_id)
     if user is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "user no longer exists")
-    return CurrentUser(user.id, user.username, user.role)  # type: ignore[arg-type]
-
-
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-async def audit_denied(request: Request, username: str, detail: str) -> None:
-    """An action refused for the user's role is audited like any other refusal: the route's
-    name as the action (``force_start`` → ``force-start``; routes whose audited action is
-    named otherwise carry that name), ``refused 403`` as the outcome."""
-    route = request.scope.get("route")
-    action = getattr(route, "name", request.url.path).replace("_", "-")
-    params = request.path_params
-    raw = params.get("session_id")
-    try:
-        session_id = uuid.UUID(str(raw)) if raw is not None else None
-    except ValueError:
-        session_id = None
-    target = params.get("microscope_id") or "/".join(
-        str(params[k]) for k in ("queue", "key") if k in params
-    )
-    await audit(
-        request,
-        username,
-        action,
-        "refused 403",
-        session_id=session_id,
-        target=target or None,
-        detail=detail,
-    )
+    current = CurrentUser(user.id, user.username, user.role)  # type: ignore[arg-type]
+    request.state.user = current
+    if request.method not in SAFE_METHODS and bearer_of(request) is None:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "a state-changing request needs the bearer token (Authorization: Bearer); "
+            "the session cookie authenticates reads only",
+        )
+    return current
 
 
 def require(role: Role) -> Callable[..., Coroutine[Any, Any, CurrentUser]]:
@@ -158,9 +143,8 @@ def require(role: Role) -> Callable[..., Coroutine[Any, Any, CurrentUser]]:
         request: Request, user: Annotated[CurrentUser, Depends(current_user)]
     ) -> CurrentUser:
         if not user.at_least(role):
+            # audited by the app's handler (an unsafe request of a known user)
             detail = f"{role} role required; {user.username} is {user.role}"
-            if request.method not in SAFE_METHODS:
-                await audit_denied(request, user.username, detail)
             raise HTTPException(status.HTTP_403_FORBIDDEN, detail)
         return user
 

@@ -72,6 +72,8 @@ class ApiSettings(BaseSettings):
     log_level: str = "INFO"
     cookie_secure: bool = False
     notify: NotifySettings = Field(default_factory=lambda: NotifySettings())
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    """A request body over this many bytes gets 413 before any other work."""
 
     def require_secret(self) -> None:
         """Deployments must set a real secret; only the embedded demo may use the dev one."""

@@ -57,8 +57,10 @@ async def token(
     if username is None or password is None:
         try:
             raw = await request.json()
-        except ValueError:
-            raw = None
+        except (ValueError, RecursionError) as exc:  # not JSON, or nested too deep
+            raise RequestValidationError(
+                [{"loc": ("body",), "msg": "a JSON object or a form", "type": "json_invalid"}]
+            ) from exc
         try:
             body = LoginRequest.model_validate(raw or {})
         except ValidationError as exc:

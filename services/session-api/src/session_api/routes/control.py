@@ -1,7 +1,8 @@
 """Run control: start, stop, pause between grids, decisions, targets, and the staff overrides.
 
-Each route checks its role on the server, turns the request into a bus command and records
-the action and its outcome in the audit log.
+Each route checks its role on the server, records the action in the audit log in the same
+transaction as the change it makes, commits, and only then publishes the bus command.
+Refusals are audited by the app's handlers (``session_api.refusals``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import logging
 import uuid
 from collections.abc import Sequence
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, HTTPException, status
 from sqlalchemy import func, select, update
 
 from proto import messages as m
@@ -25,7 +26,7 @@ from proto.api import (
 )
 from proto.errors import BusUnavailable
 from proto.states import ExitReason, RunState
-from session_api.audit import audit
+from session_api.audit import Audit, AuditDep
 from session_api.auth import CurrentUser, Operator, Staff
 from session_api.db.models import Grid, Run, Session, Target
 from session_api.deps import BusDep, DbDep, LeasesDep, SettingsDep
@@ -38,37 +39,6 @@ from session_api.views import run_view, session_view
 
 router = APIRouter(prefix="/api/sessions/{session_id}", tags=["control"])
 log = logging.getLogger(__name__)
-
-
-class Audited:
-    """Audits the action of one request: ``ok`` unless an HTTP error leaves the block."""
-
-    def __init__(self, request: Request, user: CurrentUser, action: str, session_id: uuid.UUID):
-        self.request, self.user, self.action, self.session_id = request, user, action, session_id
-        self.run_id: uuid.UUID | None = None
-        self.target: str | None = None
-        self.detail: str | None = None
-
-    async def __aenter__(self) -> Audited:
-        return self
-
-    async def __aexit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
-        if isinstance(exc, HTTPException):
-            outcome, detail = f"refused {exc.status_code}", str(exc.detail)
-        elif exc is not None:
-            outcome, detail = "failed", repr(exc)
-        else:
-            outcome, detail = "ok", self.detail or ""
-        await audit(
-            self.request,
-            self.user.username,
-            self.action,
-            outcome,
-            session_id=self.session_id,
-            run_id=self.run_id,
-            target=self.target,
-            detail=detail,
-        )
 
 
 async def publish(bus: BusDep, message: m.Message) -> None:
@@ -99,9 +69,17 @@ async def announce(
 
 
 async def begin_run(
-    db: DbDep, bus: BusDep, session: Session, user: CurrentUser, note: str | None = None
+    db: DbDep,
+    bus: BusDep,
+    session: Session,
+    user: CurrentUser,
+    act: Audit,
+    note: str | None = None,
+    *,
+    first: Sequence[m.Message] = (),
 ) -> Run:
-    """Create a new run row, claim the session for it, and send ``run.start``."""
+    """Create a new run row, claim the session for it, audit (``act``) in that transaction,
+    commit, and send ``run.start``."""
     every = (
         await db.scalars(select(Grid).where(Grid.session_id == session.id).order_by(Grid.position))
     ).all()
@@ -137,7 +115,12 @@ async def begin_run(
         detail=note,
     )
     db.add(run)
-    await db.commit()
+    await act.commit(run_id=run.id, detail=note)
+    for message in first:  # informational (the database has it already): never fatal
+        try:
+            await bus.publish(message)
+        except BusUnavailable:
+            log.warning("could not announce %s of run %s", message.routing_key, message.run_id)
     start = m.StartRun(
         run_id=run.id,
         session_id=session.id,
@@ -162,128 +145,123 @@ async def begin_run(
 
 @router.post("/start", status_code=202)
 async def start(
-    session_id: uuid.UUID, request: Request, user: Operator, db: DbDep, bus: BusDep
+    session_id: uuid.UUID, user: Operator, db: DbDep, bus: BusDep, act: AuditDep
 ) -> StartResponse:
     """Start a new run (202 with its id); 409 naming the live run if there is one."""
-    async with Audited(request, user, "start", session_id) as act:
-        session = await session_or_404(db, session_id)
-        run = await begin_run(db, bus, session, user)
-        act.run_id = run.id
-        return StartResponse(run_id=run.id, session_id=session.id)
+    session = await session_or_404(db, session_id)
+    run = await begin_run(db, bus, session, user, act)
+    return StartResponse(run_id=run.id, session_id=session.id)
 
 
 @router.post("/stop", status_code=202)
 async def stop(
-    session_id: uuid.UUID, request: Request, user: Operator, db: DbDep, bus: BusDep
+    session_id: uuid.UUID, user: Operator, db: DbDep, bus: BusDep, act: AuditDep
 ) -> RunView:
     """Soft stop: the current exposure finishes; the run stops when it next asks its queue."""
-    async with Audited(request, user, "stop", session_id) as act:
-        session = await session_or_404(db, session_id)
-        run = await live_run_or_409(db, session, "stop")
-        act.run_id = run.id
-        run.stop_requested = True
-        await db.commit()
-        await publish(bus, m.StopRun(run_id=run.id, requested_by=user.username))
-        await announce(bus, session, run.id, f"stop requested for run {run.number}", user)
-        return run_view(run)
+    session = await session_or_404(db, session_id)
+    run = await live_run_or_409(db, session, "stop")
+    run.stop_requested = True
+    await act.commit(run_id=run.id)
+    await publish(bus, m.StopRun(run_id=run.id, requested_by=user.username))
+    await announce(bus, session, run.id, f"stop requested for run {run.number}", user)
+    return run_view(run)
 
 
 @router.put("/pause-between-grids")
 async def pause_between_grids(
     session_id: uuid.UUID,
     body: PauseRequest,
-    request: Request,
     user: Operator,
     db: DbDep,
     bus: BusDep,
+    act: AuditDep,
 ) -> SessionView:
     """Turn the prompt on or off for the live run, and as this session's default."""
-    async with Audited(request, user, "pause-between-grids", session_id) as act:
-        session = await session_or_404(db, session_id)
-        session.pause_between_grids = body.enabled
-        act.detail = f"enabled={body.enabled}"
-        run = await live_run_of(db, session)
-        if run is not None:
-            act.run_id = run.id
-            run.pause_between_grids = body.enabled
-        await db.commit()
-        if run is not None:
-            await publish(
-                bus,
-                m.SetPauseBetweenGrids(
-                    run_id=run.id, enabled=body.enabled, requested_by=user.username
-                ),
-            )
-        change = f"pause between grids {'on' if body.enabled else 'off'}"
-        await announce(bus, session, run.id if run else None, change, user)
-        return await session_view(db, session)
+    session = await session_or_404(db, session_id)
+    session.pause_between_grids = body.enabled
+    run = await live_run_of(db, session)
+    if run is not None:
+        run.pause_between_grids = body.enabled
+    await act.commit(run_id=run.id if run else None, detail=f"enabled={body.enabled}")
+    if run is not None:
+        await publish(
+            bus,
+            m.SetPauseBetweenGrids(run_id=run.id, enabled=body.enabled, requested_by=user.username),
+        )
+    change = f"pause between grids {'on' if body.enabled else 'off'}"
+    await announce(bus, session, run.id if run else None, change, user)
+    return await session_view(db, session)
 
 
 @router.post("/decision", status_code=202)
 async def decision(
     session_id: uuid.UUID,
     body: DecisionRequest,
-    request: Request,
     user: Operator,
     db: DbDep,
     bus: BusDep,
+    act: AuditDep,
 ) -> RunView:
     """Answer the pause-between-grids prompt: ``continue_grid`` or ``next_grid``."""
-    async with Audited(request, user, "decision", session_id) as act:
-        session = await session_or_404(db, session_id)
-        run = await live_run_or_409(db, session, "decide")
-        act.run_id, act.detail = run.id, body.choice
-        if run.state != RunState.AWAITING_DECISION:
-            raise HTTPException(
-                status.HTTP_409_CONFLICT, f"run {run.id} is {run.state}, not awaiting a decision"
-            )
-        await publish(
-            bus, m.DecideRun(run_id=run.id, choice=body.choice, requested_by=user.username)
+    session = await session_or_404(db, session_id)
+    run = await live_run_or_409(db, session, "decide")
+    act.run_id, act.detail = run.id, body.choice
+    if run.state != RunState.AWAITING_DECISION:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, f"run {run.id} is {run.state}, not awaiting a decision"
         )
-        return run_view(run)
+    await act.commit()
+    await publish(bus, m.DecideRun(run_id=run.id, choice=body.choice, requested_by=user.username))
+    return run_view(run)
 
 
 async def _targets(
     session_id: uuid.UUID,
     body: TargetsRequest,
-    request: Request,
     user: CurrentUser,
     db: DbDep,
     bus: BusDep,
+    act: Audit,
     add: bool,
 ) -> QueueView:
-    async with Audited(
-        request, user, "add-targets" if add else "remove-targets", session_id
-    ) as act:
-        session = await session_or_404(db, session_id)
-        wanted = set(body.target_ids)
-        rows = (
-            await db.scalars(
-                select(Target).where(Target.session_id == session.id, Target.id.in_(wanted))
-            )
-        ).all()
-        if missing := wanted - {t.id for t in rows}:
-            raise HTTPException(
-                status.HTTP_404_NOT_FOUND,
-                f"no target {', '.join(sorted(map(str, missing)))} in session {session.name}",
-            )
-        run = await live_run_or_409(db, session, "change the queue")
-        act.run_id, act.target = run.id, ",".join(sorted(map(str, wanted)))
-        if add:
-            await _on_the_grid_screened(db, run, rows)
-        ids = tuple(body.target_ids)
-        message: m.Message = (
-            m.AddTargets(
-                run_id=run.id,
-                target_ids=ids,
-                requested_by=user.username,
-                targets=tuple(target_message(t) for t in rows),
-            )
-            if add
-            else m.RemoveTargets(run_id=run.id, target_ids=ids, requested_by=user.username)
+    session = await session_or_404(db, session_id)
+    wanted = set(body.target_ids)
+    act.target = _target_words(wanted)
+    act.detail = "targets: " + ",".join(sorted(map(str, wanted)))
+    rows = (
+        await db.scalars(
+            select(Target).where(Target.session_id == session.id, Target.id.in_(wanted))
         )
-        await publish(bus, message)
-        return await queue_view(db, session)
+    ).all()
+    if missing := wanted - {t.id for t in rows}:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"no target {', '.join(sorted(map(str, missing)))} in session {session.name}",
+        )
+    run = await live_run_or_409(db, session, "change the queue")
+    act.run_id = run.id
+    if add:
+        await _on_the_grid_screened(db, run, rows)
+    await act.commit()
+    ids = tuple(body.target_ids)
+    message: m.Message = (
+        m.AddTargets(
+            run_id=run.id,
+            target_ids=ids,
+            requested_by=user.username,
+            targets=tuple(target_message(t) for t in rows),
+        )
+        if add
+        else m.RemoveTargets(run_id=run.id, target_ids=ids, requested_by=user.username)
+    )
+    await publish(bus, message)
+    return await queue_view(db, session)
+
+
+def _target_words(ids: set[uuid.UUID]) -> str:
+    """The audit row's target: the id of one target, the count of several (listed in its
+    detail: 8 ids overflowed the column on PostgreSQL)."""
+    return str(next(iter(ids))) if len(ids) == 1 else f"{len(ids)} targets"
 
 
 async def _on_the_grid_screened(db: DbDep, run: Run, targets: Sequence[Target]) -> None:
@@ -308,79 +286,76 @@ async def _on_the_grid_screened(db: DbDep, run: Run, targets: Sequence[Target]) 
 async def add_targets(
     session_id: uuid.UUID,
     body: TargetsRequest,
-    request: Request,
     user: Operator,
     db: DbDep,
     bus: BusDep,
+    act: AuditDep,
 ) -> QueueView:
     """Queue squares or holes on the live run."""
-    return await _targets(session_id, body, request, user, db, bus, add=True)
+    return await _targets(session_id, body, user, db, bus, act, add=True)
 
 
 @router.delete("/targets", status_code=202)
 async def remove_targets(
     session_id: uuid.UUID,
     body: TargetsRequest,
-    request: Request,
     user: Operator,
     db: DbDep,
     bus: BusDep,
+    act: AuditDep,
 ) -> QueueView:
     """Take squares or holes out of the live run's queue."""
-    return await _targets(session_id, body, request, user, db, bus, add=False)
+    return await _targets(session_id, body, user, db, bus, act, add=False)
 
 
 @router.post("/force-start", status_code=202)
 async def force_start(
     session_id: uuid.UUID,
-    request: Request,
     user: Staff,
     db: DbDep,
     bus: BusDep,
     leases: LeasesDep,
     settings: SettingsDep,
+    act: AuditDep,
 ) -> StartResponse:
     """Reconcile the recorded run against its lease and heartbeat, end a dead one ``lost``,
-    and start a new run. A run that is really alive is left alone (409)."""
-    async with Audited(request, user, "force-start", session_id) as act:
-        session = await session_or_404(db, session_id)
-        recorded = await live_run_of(db, session)
-        note = None
-        if recorded is not None:
-            alive, why = await is_alive(recorded, leases, settings.heartbeat_timeout_s)
-            if alive:
-                raise HTTPException(
-                    status.HTTP_409_CONFLICT,
-                    f"run {recorded.id} is alive ({why}); stop or force-kill it instead",
-                )
-            await apply_state(db, recorded, RunState.ENDED, ExitReason.LOST, f"force start: {why}")
-            await db.commit()
-            note = f"force start after run {recorded.number} ended lost"
-            await publish(
-                bus,
-                m.RunStateChanged(
-                    run_id=recorded.id,
-                    session_id=session.id,
-                    microscope_id=session.microscope_id,
-                    state=RunState.ENDED,
-                    exit_reason=ExitReason.LOST,
-                    detail=f"force start: {why}",
-                    requested_by=user.username,
-                ),
+    and start a new run. A run that is really alive is left alone (409). Ending the dead run,
+    creating the new one and the audit row commit together."""
+    session = await session_or_404(db, session_id)
+    recorded = await live_run_of(db, session)
+    note, first = None, []
+    if recorded is not None:
+        alive, why = await is_alive(recorded, leases, settings.heartbeat_timeout_s)
+        if alive:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                f"run {recorded.id} is alive ({why}); stop or force-kill it instead",
             )
-        run = await begin_run(db, bus, session, user, note)
-        act.run_id, act.detail = run.id, note
-        return StartResponse(run_id=run.id, session_id=session.id)
+        await apply_state(db, recorded, RunState.ENDED, ExitReason.LOST, f"force start: {why}")
+        await db.flush()
+        note = f"force start after run {recorded.number} ended lost"
+        first.append(
+            m.RunStateChanged(
+                run_id=recorded.id,
+                session_id=session.id,
+                microscope_id=session.microscope_id,
+                state=RunState.ENDED,
+                exit_reason=ExitReason.LOST,
+                detail=f"force start: {why}",
+                requested_by=user.username,
+            )
+        )
+    run = await begin_run(db, bus, session, user, act, note, first=first)
+    return StartResponse(run_id=run.id, session_id=session.id)
 
 
 @router.post("/kill", status_code=202)
 async def kill(
-    session_id: uuid.UUID, request: Request, user: Staff, db: DbDep, bus: BusDep
+    session_id: uuid.UUID, user: Staff, db: DbDep, bus: BusDep, act: AuditDep
 ) -> RunView:
     """SIGKILL the run's whole process group now; the run ends ``killed``."""
-    async with Audited(request, user, "kill", session_id) as act:
-        session = await session_or_404(db, session_id)
-        run = await live_run_or_409(db, session, "kill")
-        act.run_id = run.id
-        await publish(bus, m.KillRun(run_id=run.id, requested_by=user.username))
-        return run_view(run)
+    session = await session_or_404(db, session_id)
+    run = await live_run_or_409(db, session, "kill")
+    await act.commit(run_id=run.id)
+    await publish(bus, m.KillRun(run_id=run.id, requested_by=user.username))
+    return run_view(run)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request, status
+from fastapi import APIRouter, HTTPException, Path, Query, status
 from sqlalchemy import select
 
 from proto.api import (
@@ -23,7 +23,7 @@ from proto.api import (
 from proto.bus.base import Bus, DeadLetter
 from proto.errors import BusUnavailable
 from proto.topology import WORK_QUEUES, QueueSpec
-from session_api.audit import audit
+from session_api.audit import Audit, AuditDep
 from session_api.auth import Staff
 from session_api.db.models import Worker
 from session_api.db.types import utcnow
@@ -89,58 +89,54 @@ async def dead_letters(
 
 @router.post("/dead-letters/{queue}/{key}/replay", name="dlq-replay")
 async def replay(
-    queue: WorkQueue, key: Key, request: Request, user: Staff, bus: BusDep
+    queue: WorkQueue, key: Key, user: Staff, bus: BusDep, act: AuditDep
 ) -> DeadLetterAction:
     """Put the letter back on its queue as a new delivery (after the cause is fixed)."""
-    return await _act(request, user.username, bus, queue, key, "replayed")
+    return await _act(act, bus, queue, key, "replayed")
 
 
 @router.post("/dead-letters/{queue}/{key}/discard", name="dlq-discard")
 async def discard(
-    queue: WorkQueue, key: Key, request: Request, user: Staff, bus: BusDep
+    queue: WorkQueue, key: Key, user: Staff, bus: BusDep, act: AuditDep
 ) -> DeadLetterAction:
     """Drop the letter for good."""
-    return await _act(request, user.username, bus, queue, key, "discarded")
+    return await _act(act, bus, queue, key, "discarded")
 
 
 @router.post("/dead-letters/{queue}/purge", name="dlq-purge")
-async def purge(queue: WorkQueue, request: Request, user: Staff, bus: BusDep) -> DeadLetterAction:
+async def purge(queue: WorkQueue, user: Staff, bus: BusDep, act: AuditDep) -> DeadLetterAction:
     """Drop every letter of ``dlq.<queue>``."""
     try:
         count = await bus.purge_dead_letters(SPECS[queue])
     except BusUnavailable as exc:
-        await audit(request, user.username, "dlq-purge", "failed", target=queue, detail=str(exc))
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
-    await audit(request, user.username, "dlq-purge", "ok", target=queue, detail=f"{count} letters")
+    await act.commit(detail=f"{count} letters")
     return DeadLetterAction(queue=queue, action="purged", count=count)
 
 
 async def _act(
-    request: Request,
-    username: str,
+    act: Audit,
     bus: Bus,
     queue: str,
     key: str,
     action: Literal["replayed", "discarded"],
 ) -> DeadLetterAction:
+    """The broker changes the letter; the audit row commits as soon as the outcome is known
+    (a refusal, 404 or 503, is audited by the app's handlers)."""
     spec = SPECS[queue]
-    name = "dlq-replay" if action == "replayed" else "dlq-discard"
-    target = f"{queue}/{key}"
     try:
         if action == "replayed":
             done = await bus.replay_dead_letter(spec, key)
         else:
             done = await bus.discard_dead_letter(spec, key)
     except BusUnavailable as exc:
-        await audit(request, username, name, "failed", target=target, detail=str(exc))
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
     if not done:
-        await audit(request, username, name, "not found", target=target)
         raise HTTPException(
             status.HTTP_404_NOT_FOUND,
             f"no dead letter {key} in dlq.{queue} (replayed or discarded already?)",
         )
-    await audit(request, username, name, "ok", target=target)
+    await act.commit()
     return DeadLetterAction(queue=queue, action=action, count=1, key=key)
 
 

@@ -6,12 +6,13 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import PlainTextResponse
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proto.api import (
+    PRINTABLE,
     ExposureView,
     GridDetail,
     GridView,
@@ -23,7 +24,7 @@ from proto.api import (
 )
 from proto.messages.image import QueueItem
 from proto.states import RunState
-from session_api.audit import audit
+from session_api.audit import AuditDep
 from session_api.auth import Operator, Viewer
 from session_api.db.models import (
     Exposure,
@@ -49,6 +50,8 @@ from session_api.views import (
 router = APIRouter(prefix="/api/sessions", tags=["sessions"])
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
+MAX_ID = 2**63 - 1
+"""The largest id a database integer holds (a larger cursor overflowed: 500)."""
 
 
 async def queue_view(db: AsyncSession, session: Session) -> QueueView:
@@ -66,7 +69,7 @@ async def queue_view(db: AsyncSession, session: Session) -> QueueView:
 async def list_sessions(
     user: Viewer,
     db: DbDep,
-    microscope_id: str | None = None,
+    microscope_id: Annotated[str | None, Query(max_length=64, pattern=PRINTABLE)] = None,
     state: RunState | Literal["idle"] | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
@@ -89,7 +92,7 @@ async def list_sessions(
 
 @router.post("", status_code=201)
 async def create_session(
-    body: SessionCreate, request: Request, user: Operator, db: DbDep
+    body: SessionCreate, user: Operator, db: DbDep, act: AuditDep
 ) -> SessionView:
     """A new session on a microscope with its cassette of grids."""
     if await db.get(Microscope, body.microscope_id) is None:
@@ -119,15 +122,7 @@ async def create_session(
     await db.flush()  # no ORM relationship orders the inserts: the session row goes first
     for position, name in enumerate(body.grids, start=1):
         db.add(Grid(session_id=session.id, name=name, position=position))
-    await db.commit()
-    await audit(
-        request,
-        user.username,
-        "create-session",
-        "ok",
-        session_id=session.id,
-        target=body.microscope_id,
-    )
+    await act.commit(action="create-session", session_id=session.id, target=body.microscope_id)
     return await session_view(db, session)
 
 
@@ -149,7 +144,7 @@ async def get_logs(
     db: DbDep,
     panel: Literal["acquisition", "processing", "system"] | None = None,
     level: Literal["debug", "info", "warning", "error", "critical"] | None = None,
-    after_id: int = Query(0, ge=0),
+    after_id: int = Query(0, ge=0, le=MAX_ID),
     since: Annotated[datetime | None, Query(description="only lines sent at or after")] = None,
     tail: Annotated[int | None, Query(ge=1, le=5000, description="only the newest N")] = None,
     limit: int = Query(500, ge=1, le=5000),
