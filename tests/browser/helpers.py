@@ -98,6 +98,14 @@ async def login(page: Page, base: str, who: str, next_path: str = "/") -> None:
     await page.wait_for_url(f"{base}{next_path}")
 
 
+async def csrf(page: Page) -> dict[str, str]:
+    """The header with the page's CSRF token, for a request made beside the page (as htmx
+    sends it)."""
+    token = await page.locator('meta[name="csrf-token"]').get_attribute("content")
+    assert token, "the page has no CSRF token"
+    return {"X-CSRF-Token": token}
+
+
 async def stream_open(page: Page) -> None:
     """Wait until the page's EventSource is connected (SSE trap: act only after that)."""
     await page.wait_for_function("document.documentElement.dataset.stream === 'open'")

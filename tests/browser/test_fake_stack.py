@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from browser.helpers import SCREENSHOTS, WALL, FakeStack, login, new_page, stream_open
+from browser.helpers import SCREENSHOTS, WALL, FakeStack, csrf, login, new_page, stream_open
 from playwright.async_api import Browser, Page, Route, expect
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
@@ -85,7 +85,9 @@ async def test_operator_direct_admin_post_is_forbidden(
 ) -> None:
     page = await open_session(browser, fake_stack, "operator")
     for action in ("force-start", "release-lock", "kill"):
-        r = await page.request.post(f"{fake_stack.url}/sessions/{fake_stack.session.id}/{action}")
+        r = await page.request.post(
+            f"{fake_stack.url}/sessions/{fake_stack.session.id}/{action}", headers=await csrf(page)
+        )
         assert r.status == 403, action
         assert "Not allowed for your role" in await r.text()
 

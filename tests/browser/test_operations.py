@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser.helpers import SCREENSHOTS, free_port, new_page
+from browser.helpers import SCREENSHOTS, csrf, free_port, new_page
 from playwright.async_api import Browser, Dialog, Page, expect
 
 from proto.topology import EVENTS, PROCESSING_IMAGES
@@ -91,8 +91,9 @@ async def test_operator_has_no_operations_page(stack: Any, browser: Browser) -> 
     await expect(page.locator("main")).to_contain_text("staff role required")
     r = await page.request.post(
         f"{stack.ui_url}/operations/dead-letters/processing.images/purge",
-        headers={"HX-Request": "true"},
+        headers={"HX-Request": "true", **await csrf(page)},
     )
     # to htmx a refusal is the message to show (a 4xx would be a console error)
     assert r.status == 200 and r.headers["gridpilot-status"] == "403"
     assert "Not allowed for your role" in await r.text()
+    assert "staff role required" in await r.text(), "refused by session-api, not as forged"

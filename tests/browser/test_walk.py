@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from browser.helpers import free_port, new_page, stream_open
+from browser.helpers import csrf, free_port, new_page, stream_open
 from playwright.async_api import Browser, Page, expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
@@ -123,7 +123,7 @@ async def test_operator_walk(live: Live, browser: Browser) -> None:
         raise AssertionError(f"Start never came back; session-api says the run is {run}") from exc
     await expect(page.locator("#exit-reason")).to_have_text("stopped")
 
-    r = await page.request.post(f"{live.url}/sessions/{sid}/kill")
+    r = await page.request.post(f"{live.url}/sessions/{sid}/kill", headers=await csrf(page))
     assert r.status == 403 and "Not allowed for your role" in await r.text()
 
 

@@ -78,6 +78,15 @@ class LoginRequest(BaseModel):
     password: str = Field(min_length=1, max_length=256)
 
 
+class RefusalReport(BaseModel):
+    """A request the ui refused (a cross-site form or fetch), for session-api's audit log."""
+
+    action: str = Field(min_length=1, max_length=64, pattern=PRINTABLE)
+    request: str = Field(min_length=1, max_length=2048, description="method and path")
+    reason: str = Field(min_length=1, max_length=1000)
+    session_id: UUID | None = None
+
+
 class UserView(_View):
     username: str
     role: Role

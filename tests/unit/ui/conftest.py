@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -52,8 +53,17 @@ async def ui(world: World) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def login(client: httpx.AsyncClient, who: str) -> None:
+    """Log in as ``who``; the client then sends the login's CSRF token, as htmx does."""
     r = await client.post("/login", data={"username": who, "password": PASSWORDS[who]})
     assert r.status_code == 303, r.text
+    client.headers["X-CSRF-Token"] = csrf_of((await client.get("/")).text)
+
+
+def csrf_of(page: str) -> str:
+    """The CSRF token a page carries in its ``<meta name="csrf-token">``."""
+    found = re.search(r'<meta name="csrf-token" content="([^"]+)">', page)
+    assert found, "the page has no CSRF token"
+    return found.group(1)
 
 
 async def start_run(client: httpx.AsyncClient, world: World) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from proto.api import (
     NotificationSettings,
     NotifyEventView,
     QueueView,
+    RefusalReport,
     RunView,
     SessionView,
     SquareDetail,
@@ -114,6 +115,8 @@ class FakeApi:
         self.calls: list[tuple[str, str]] = []
         self.fail_next: tuple[int, Any] | None = None
         self.auto_end_on_stop: float | None = None
+        self.refusals: list[tuple[str, RefusalReport]] = []
+        """Requests the ui refused and had audited: (user, report)."""
         self.app = self._build()
 
     # --- seeding --------------------------------------------------------------------------
@@ -392,6 +395,10 @@ class FakeApi:
         @app.post("/api/auth/logout", status_code=204)
         async def logout() -> None:
             return None
+
+        @app.post("/api/audit/refusals", status_code=204)
+        async def refusal(body: RefusalReport, authorization: Auth = None) -> None:
+            fake.refusals.append((user_of(authorization), body))
 
         @app.get("/api/auth/me")
         async def me(authorization: Auth = None) -> UserView:

@@ -15,7 +15,7 @@ STAFF = User("root", "staff", "t")
 def render(ops: OpsView) -> str:
     env = make_templates().env
     return env.get_template("pages/operations.html").render(
-        user=STAFF, nav="operations", ops=ops, refresh_s=5
+        user=STAFF, nav="operations", ops=ops, refresh_s=5, csrf="token"
     )
 
 

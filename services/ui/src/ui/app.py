@@ -8,13 +8,15 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import httpx
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from proto.asgi import BodyLimit
 from proto.bus.base import Bus
+from ui import csrf
 from ui.auth import COOKIE, LoginRequired, login_url
 from ui.client import ApiError, NotLoggedIn, Rejected, field_errors
 from ui.deps import is_htmx, render, to_messages
@@ -73,9 +75,19 @@ def create_app(
             finally:
                 app.state.ready = False
 
-    app = FastAPI(title="Gridpilot", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="Gridpilot",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        dependencies=[Depends(csrf.guard)],  # every route, also those added later
+    )
     app.state.settings = settings
+    app.state.trusted_origins = frozenset(
+        o for o in (csrf.normal_origin(x) for x in settings.trusted_origins) if o
+    )
     app.state.secret_key = settings.secret_key.get_secret_value()
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.state.templates = make_templates()
     app.state.hubs = Hubs()
     app.state.lines = RenderedLines(app.state.templates.env)

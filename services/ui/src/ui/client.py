@@ -26,6 +26,7 @@ from proto.api import (
     NotificationSettings,
     OpsView,
     QueueView,
+    RefusalReport,
     RunView,
     SendTestResult,
     SessionView,
@@ -47,6 +48,8 @@ class ApiError(Exception):
     """session-api answered with an error (or could not be reached)."""
 
     status = 0
+    cross_site = False
+    """The ui itself refused the request as not sent by one of its pages (``ui.csrf``)."""
 
     def __init__(self, detail: str, status: int | None = None) -> None:
         super().__init__(detail)
@@ -167,6 +170,10 @@ class ApiClient:
 
     async def logout(self) -> None:
         await self._send("POST", "/api/auth/logout")
+
+    async def report_refusal(self, report: RefusalReport) -> None:
+        """Have session-api audit a request the ui refused (as this user)."""
+        await self._send("POST", "/api/audit/refusals", json=report.model_dump(mode="json"))
 
     # --- reading --------------------------------------------------------------------------
 

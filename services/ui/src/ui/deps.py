@@ -12,6 +12,7 @@ from starlette.responses import Response
 from proto.bus.base import Bus
 from ui.auth import User, current_user
 from ui.client import ApiClient
+from ui.csrf import token_for
 
 
 def get_api(request: Request, user: Annotated[User, Depends(current_user)]) -> ApiClient:
@@ -56,7 +57,9 @@ def render(
 ) -> Response:
     """Render ``template`` with the request and the user (if any) in its context."""
     templates: Jinja2Templates = request.app.state.templates
-    context = {"user": getattr(request.state, "user", None), "nav": "", **context}
+    user = getattr(request.state, "user", None)
+    csrf = token_for(user, request.app.state.secret_key) if user is not None else ""
+    context = {"user": user, "nav": "", "csrf": csrf, **context}
     return templates.TemplateResponse(
         request, template, context, status_code=status_code, headers=headers
     )

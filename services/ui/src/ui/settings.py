@@ -26,5 +26,10 @@ class UiSettings(BaseSettings):
     )
     cookie_secure: bool = False
     """Mark the login cookie ``Secure`` (set behind HTTPS)."""
+    trusted_origins: list[str] = Field(default_factory=list)
+    """Origins besides the ui's own (``scheme://host[:port]``) whose pages may send it
+    state-changing requests: only for a proxy that rewrites ``Host``."""
     api_timeout_s: float = Field(10.0, gt=0)
+    max_body_bytes: int = Field(65_536, ge=1024)
+    """A request body over this many bytes gets 413 before any other work (forms are small)."""
     log_level: str = "INFO"

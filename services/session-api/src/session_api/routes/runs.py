@@ -9,7 +9,8 @@ from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import FileResponse
 from sqlalchemy import select
 
-from proto.api import AuditView, RunView, SquareDetail
+from proto.api import AuditView, RefusalReport, RunView, SquareDetail
+from session_api.audit import AuditDep
 from session_api.auth import Staff, Viewer
 from session_api.db.models import AuditEntry, Image, Run, Target
 from session_api.deps import DbDep, SettingsDep
@@ -61,6 +62,20 @@ async def get_image(
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"image {image_id} is not on a data volume")
     return FileResponse(
         path, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"}
+    )
+
+
+@router.post("/audit/refusals", status_code=204, name="report-refusal")
+async def report_refusal(body: RefusalReport, user: Viewer, act: AuditDep) -> None:
+    """Audit a request the ui refused on this user's behalf (a cross-site form or fetch that
+    carried their login cookie): ``refused 403``, named after the ui's action. The row names
+    the token's user, so it cannot be written in another's name."""
+    await act.commit(
+        "refused 403",
+        action=body.action,
+        target=body.request,
+        detail=body.reason,
+        session_id=body.session_id,
     )
 
 

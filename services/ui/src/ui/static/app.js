@@ -7,6 +7,13 @@
   var dismissed = {};         // pop-up keys the reader closed
   try { dismissed = JSON.parse(sessionStorage.getItem("gp-dismissed") || "{}"); } catch (e) { dismissed = {}; }
 
+  // Every htmx request carries the CSRF token of this login (ui.csrf): a page of another
+  // origin cannot read it, so it cannot send it.
+  document.addEventListener("htmx:configRequest", function (evt) {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    if (meta && meta.content) { evt.detail.headers["X-CSRF-Token"] = meta.content; }
+  });
+
   var sources = [];           // this page's EventSources (reconnects make new ones)
   // Reconnects made by htmx (after the browser gave up) carry the cursor as a query
   // parameter; the browser's own reconnects send it as Last-Event-ID.
