@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from session_api.db.models import AuditEntry
@@ -187,7 +187,18 @@ async def get_audit(request: Request, db: DbDep) -> AsyncIterator[Audit]:
 AuditDep = Annotated[Audit, Depends(get_audit)]
 
 
-async def audit_refusal(request: Request, status: int, detail: str) -> None:
+class Refused(HTTPException):
+    """A refusal that names what it refused (the audit row's ``target``) when the route has
+    no ``AuditDep`` to hold it."""
+
+    def __init__(self, status: int, detail: object, *, target: str | None = None) -> None:
+        super().__init__(status, detail)
+        self.target = target
+
+
+async def audit_refusal(
+    request: Request, status: int, detail: str, target: str | None = None
+) -> None:
     """The refusal of an unsafe request whose user is known, in a transaction of its own
     (called by the app's exception handlers; the request's transaction rolled back)."""
     user = getattr(request.state, "user", None)
@@ -206,7 +217,7 @@ async def audit_refusal(request: Request, status: int, detail: str) -> None:
             outcome,
             session_id=act.session_id if act else session_of(request),
             run_id=act.run_id if act else None,
-            target=act.target if act else target_of(request),
+            target=target or (act.target if act else target_of(request)),
             detail=detail,
         )
     except Exception:

@@ -39,7 +39,8 @@ def summary(errors: Sequence[Any]) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        await audit_refusal(request, exc.status_code, str(exc.detail))
+        words = summary(exc.detail) if isinstance(exc.detail, list) else str(exc.detail)
+        await audit_refusal(request, exc.status_code, words, getattr(exc, "target", None))
         return await http_exception_handler(request, exc)
 
     @app.exception_handler(RequestValidationError)

@@ -152,12 +152,13 @@ def _error_answer(request: Request, exc: ApiError) -> Response:
     To htmx a refusal (4xx) is answered 200: the answer *is* the message to show, and a 4xx
     status is reported as an error in the browser's console ("Failed to load resource",
     htmx's "Response Status Error Code 409") though nothing went wrong. What the status was
-    is in ``Gridpilot-Status``. A 5xx stays one: then something did go wrong."""
+    is in ``Gridpilot-Status``. A 5xx stays one: then something did go wrong, and so does the
+    403 of a request refused as not sent by a Gridpilot page (``ui.csrf``)."""
     status = exc.status or 502
     if not is_htmx(request):
         return render(request, "pages/error.html", {"error": exc}, status_code=status)
     headers = to_messages(request)
-    if status < 500:
+    if status < 500 and not exc.cross_site:  # a forged request gets its 403 as it is
         headers["Gridpilot-Status"] = str(status)
         status = 200
     return render(

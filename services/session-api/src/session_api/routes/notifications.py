@@ -28,9 +28,9 @@ from proto.api import (
     SubscriptionCreate,
     SubscriptionView,
 )
+from session_api.audit import Refused, entry
 from session_api.auth import CurrentUser, Staff, Viewer
 from session_api.db.models import (
-    AuditEntry,
     Microscope,
     NotifyDestination,
     NotifySubscription,
@@ -68,10 +68,10 @@ def _audit(
 ) -> None:
     """The audit row, in the caller's transaction (it commits with the change)."""
     db.add(
-        AuditEntry(
-            username=user.username,
-            action=action,
-            outcome=outcome,
+        entry(
+            user.username,
+            action,
+            outcome,
             target=target,
             session_id=session_id,
             detail=detail,
@@ -79,20 +79,11 @@ def _audit(
     )
 
 
-async def _refuse(
-    db: AsyncSession,
-    user: CurrentUser,
-    action: str,
-    code: int,
-    detail: str | list[dict[str, object]],
-    target: str | None = None,
+def _refuse(
+    code: int, detail: str | list[dict[str, object]], target: str | None = None
 ) -> HTTPException:
-    """Audit a refusal (nothing else changed) and return the exception to raise."""
-    await db.rollback()
-    words = detail if isinstance(detail, str) else "; ".join(str(d["msg"]) for d in detail)
-    _audit(db, user, action, f"refused {code}", target=target, detail=words)
-    await db.commit()
-    return HTTPException(code, detail)
+    """The refusal to raise; the app's handlers audit it (``session_api.refusals``)."""
+    return Refused(code, detail, target=target)
 
 
 def _field(name: str, msg: str) -> list[dict[str, object]]:
@@ -182,17 +173,14 @@ async def add_destination(
     have = await db.scalar(select(func.count()).where(NotifyDestination.user_id == user.id))
     most = notifier.settings.max_destinations
     if (have or 0) >= most:
-        raise await _refuse(
-            db,
-            user,
-            action,
+        raise _refuse(
             409,
             f"you have {have} destinations, the most there may be; remove one first",
         )
     try:
         checked = await asyncio.to_thread(check, body.url)
     except ValueError as exc:
-        raise await _refuse(db, user, action, 422, _field("url", str(exc))) from exc
+        raise _refuse(422, _field("url", str(exc))) from exc
     row = NotifyDestination(
         user_id=user.id,
         label=body.label,
@@ -222,9 +210,7 @@ async def remove_destination(
     action, target = "notify-destination-remove", f"destination {destination_id}"
     row = await _own(db, NotifyDestination, destination_id, user)
     if row is None:
-        raise await _refuse(
-            db, user, action, 404, f"you have no destination {destination_id}", target
-        )
+        raise _refuse(404, f"you have no destination {destination_id}", target)
     _audit(db, user, action, "ok", target=target, detail=f"{row.label}: {row.url_masked}")
     await db.delete(row)
     await db.commit()
@@ -241,17 +227,12 @@ async def send_test(
     notifier = _notifier(request)
     row = await _own(db, NotifyDestination, destination_id, user)
     if row is None:
-        raise await _refuse(
-            db, user, action, 404, f"you have no destination {destination_id}", target
-        )
+        raise _refuse(404, f"you have no destination {destination_id}", target)
     last = notifier.last_test.get(destination_id)
     now = time.monotonic()
     if last is not None and now - last < TEST_EVERY_S:
         wait = TEST_EVERY_S - (now - last)
-        raise await _refuse(
-            db,
-            user,
-            action,
+        raise _refuse(
             429,
             f"a test was sent {now - last:.0f} s ago; wait {wait:.0f} s",
             target,
@@ -288,28 +269,20 @@ async def subscribe(
     subscription for the same session or microscope replaces the first one's events."""
     action = "notify-subscribe"
     if (body.session_id is None) == (body.microscope_id is None):
-        raise await _refuse(
-            db,
-            user,
-            action,
+        raise _refuse(
             422,
             _field("session_id", "give a session_id or a microscope_id (exactly one)"),
         )
     if body.session_id is not None:
         session = await db.get(Session, body.session_id)
         if session is None:
-            raise await _refuse(
-                db, user, action, 422, _field("session_id", f"no session {body.session_id}")
-            )
+            raise _refuse(422, _field("session_id", f"no session {body.session_id}"))
         microscope_id, target = session.microscope_id, f"session {session.id}"
         same = NotifySubscription.session_id == session.id
     else:
         assert body.microscope_id is not None
         if await db.get(Microscope, body.microscope_id) is None:
-            raise await _refuse(
-                db,
-                user,
-                action,
+            raise _refuse(
                 422,
                 _field("microscope_id", f"no microscope {body.microscope_id!r}"),
             )
@@ -324,9 +297,7 @@ async def subscribe(
     if row is None:
         have = await db.scalar(select(func.count()).where(NotifySubscription.user_id == user.id))
         if (have or 0) >= MAX_SUBSCRIPTIONS:
-            raise await _refuse(
-                db, user, action, 409, f"you have {have} subscriptions; remove some first", target
-            )
+            raise _refuse(409, f"you have {have} subscriptions; remove some first", target)
         row = NotifySubscription(
             user_id=user.id, session_id=body.session_id, microscope_id=microscope_id
         )
@@ -346,10 +317,7 @@ async def unsubscribe(subscription_id: Id, user: Viewer, db: DbDep) -> Response:
     action = "notify-unsubscribe"
     row = await _own(db, NotifySubscription, subscription_id, user)
     if row is None:
-        raise await _refuse(
-            db,
-            user,
-            action,
+        raise _refuse(
             404,
             f"you have no subscription {subscription_id}",
             f"subscription {subscription_id}",
