@@ -114,6 +114,9 @@ class FakeApi:
         self.logs: list[LogLineView] = []
         self.calls: list[tuple[str, str]] = []
         self.fail_next: tuple[int, Any] | None = None
+        self.fail_only: str | None = None
+        """With ``fail_next``: fail the next request whose path contains this (not whatever
+        request comes first: a stream's refresh may)."""
         self.auto_end_on_stop: float | None = None
         self.refusals: list[tuple[str, RefusalReport]] = []
         """Requests the ui refused and had audited: (user, report)."""
@@ -373,7 +376,11 @@ class FakeApi:
         @app.middleware("http")
         async def record(request: Request, call_next: Any) -> Any:
             fake.calls.append((request.method, request.url.path))
-            if fake.fail_next is not None and request.url.path != "/api/auth/token":
+            if (
+                fake.fail_next is not None
+                and request.url.path != "/api/auth/token"
+                and (fake.fail_only is None or fake.fail_only in request.url.path)
+            ):
                 status, detail = fake.fail_next
                 fake.fail_next = None
                 from fastapi.responses import JSONResponse
