@@ -8,16 +8,20 @@ Routes (all under ``/api``; roles viewer < operator < staff; every route checks 
 | GET /auth/me | viewer | UserView |
 | GET /microscopes | viewer | list[MicroscopeView] |
 | POST /microscopes/{id}/lease/release | staff | LeaseReleaseResponse |
-| GET /sessions (?microscope_id, state, since, until) | viewer | list[SessionView] |
+| GET /sessions (?microscope_id, state, since, until, archived) | viewer | list[SessionView] |
 | POST /sessions | operator | SessionView (201) |
 | GET /sessions/{id} | viewer | SessionView |
-| POST /sessions/{id}/start | operator | StartResponse (202) |
+| PATCH /sessions/{id} | operator | SessionView (grids: before the 1st start; rest: no live run) |
+| POST /sessions/{id}/copy | operator | SessionView (201): same microscope and plan, new grids |
+| POST /sessions/{id}/archive · /unarchive | operator | SessionView |
+| POST /sessions/{id}/start | operator | StartResponse (202); 409 when archived |
 | POST /sessions/{id}/stop | operator | RunView (202) |
 | PUT /sessions/{id}/pause-between-grids | operator | RunView or SessionView |
 | POST /sessions/{id}/decision | operator | RunView (202) |
 | GET /sessions/{id}/queue | viewer | QueueView |
 | GET /sessions/{id}/runs | viewer | list[RunView], newest first |
-| POST · DELETE /sessions/{id}/targets | operator | QueueView (202) |
+| POST · DELETE /sessions/{id}/targets | operator | QueueView (202; no live run: for the next run) |
+| POST /sessions/{id}/skip-target · /skip-square | operator | RunView (202) |
 | POST /sessions/{id}/force-start | staff | StartResponse (202) |
 | POST /sessions/{id}/kill | staff | RunView (202) |
 | GET /sessions/{id}/logs (?panel, level, after_id, limit, format) | viewer | list[LogLineView] |
@@ -53,6 +57,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from proto.messages.image import QueueItem
 from proto.messages.run import Choice
+from proto.messages.run import ScreeningPlan as ScreeningPlan  # part of this contract too
 from proto.states import ExitReason, RunState
 
 Role = Literal["viewer", "operator", "staff"]
@@ -148,13 +153,51 @@ NAME = r"^[A-Za-z0-9](?:[A-Za-z0-9 _.\-]*[A-Za-z0-9_.\-])?$"
 """A session's or grid's name: letters, digits, space, ``_ . -``; no space at either end."""
 
 GridName = Annotated[str, Field(min_length=1, max_length=64, pattern=NAME)]
+SessionName = Annotated[str, Field(min_length=1, max_length=120, pattern=NAME)]
+CASSETTE_SLOTS = 12
+"""Positions of an autoloader cassette; a session has at most one grid per position."""
+Position = Annotated[int, Field(ge=1, le=CASSETTE_SLOTS)]
 
 
 class SessionCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=120, pattern=NAME)
+    name: SessionName
     microscope_id: MicroscopeId
-    grids: list[GridName] = Field(min_length=1, max_length=12, description="grid names, in order")
+    grids: list[GridName] = Field(
+        min_length=1, max_length=CASSETTE_SLOTS, description="grid names, in order"
+    )
+    positions: list[Position] | None = Field(
+        None, description="each grid's cassette position (default 1, 2, …), unique"
+    )
     pause_between_grids: bool = False
+    plan: ScreeningPlan | None = None
+    """``None``: the acquisition defaults, best score first, one movie per hole."""
+
+
+class SessionEdit(BaseModel):
+    """A change to a session; fields left out stay as they are. Grids (and positions) only
+    before the session's first start; anything only while no run is live."""
+
+    name: SessionName | None = None
+    grids: list[GridName] | None = Field(None, min_length=1, max_length=CASSETTE_SLOTS)
+    positions: list[Position] | None = None
+    pause_between_grids: bool | None = None
+    plan: ScreeningPlan | None = None
+
+
+class SessionCopy(BaseModel):
+    """A new session with the original's microscope (unless given), plan and pause setting,
+    and new grids."""
+
+    name: SessionName
+    grids: list[GridName] = Field(min_length=1, max_length=CASSETTE_SLOTS)
+    positions: list[Position] | None = None
+    microscope_id: MicroscopeId | None = None
+
+
+class SkipRequest(BaseModel):
+    target_id: UUID | None = None
+    """The target the page shows being acquired (for *skip rest of this square*: a hole of
+    the square, or the square); ``None``: whatever the run is acquiring now."""
 
 
 class DecisionView(_View):
@@ -210,6 +253,10 @@ class SessionView(_View):
     """The latest run (live or ended), ``None`` before the first Start."""
     lock_holder: LeaseHolderView | None = None
     """Who holds this session's microscope, when it is held by another session's run."""
+    plan: ScreeningPlan | None = None
+    """The screening plan its runs follow (``None``: the acquisition defaults)."""
+    archived: bool = False
+    """Hidden from the default sessions list; kept whole; cannot be started."""
 
 
 class StartResponse(_View):

@@ -78,6 +78,9 @@ class GridFinished(RunMessage):
     grid_id: UUID
     grid_name: str
     exposures: int = Field(ge=0)
+    screened: bool = True
+    """``False`` when the run took only the grid's atlas (an atlas-only plan, nothing
+    acquired there): the grid stays to be screened by a later run, which reuses the atlas."""
 
 
 class AtlasAcquired(RunMessage):

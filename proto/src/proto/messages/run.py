@@ -13,6 +13,10 @@ from proto.states import ExitReason, RunState
 from proto.topology import COMMANDS, EVENTS
 
 Choice = Literal["continue_grid", "next_grid"]
+Ordering = Literal["score", "thinnest_ice"]
+"""How a run picks and orders the usable (``good``) squares and holes it queues by itself:
+best finder score first, or thinnest ice first (ties, and targets without an ice estimate
+last, by score)."""
 
 
 class KnownAtlas(BaseModel):
@@ -28,6 +32,27 @@ class KnownAtlas(BaseModel):
     queued: tuple[Target, ...] = ()
     """What an earlier run left queued on the grid (holes first; a square that a stop cut
     short is queued again): a restarted run goes on with these before it picks new squares."""
+
+
+class ScreeningPlan(BaseModel):
+    """What a run does on each grid: a session's screening plan, carried on ``run.start``.
+
+    A field left ``None`` takes the acquisition service's configured default
+    (``ACQUISITION_SQUARES_PER_GRID`` / ``_HOLES_PER_SQUARE``).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    squares_per_grid: int | None = Field(None, ge=0, le=100)
+    """Squares queued by the run itself on each grid's atlas."""
+    holes_per_square: int | None = Field(None, ge=0, le=200)
+    """Holes queued by the run itself on each square it images."""
+    ordering: Ordering = "score"
+    atlas_only: bool = False
+    """Take each grid's atlas, find its squares, queue nothing and move on: the operator
+    chooses squares in the session browser and starts again (the atlas is reused)."""
+    exposures_per_hole: int = Field(1, ge=1, le=20)
+    """Movies taken on each hole, one after the other (a skip is honoured between them)."""
 
 
 class GridSpec(BaseModel):
@@ -60,6 +85,9 @@ class StartRun(RunMessage):
     requested_by: str
     grids_done: tuple[str, ...] = ()
     """The session's grids earlier runs finished: this run leaves them out (and says so)."""
+    plan: ScreeningPlan | None = None
+    """The session's screening plan; ``None`` (older senders): the acquisition defaults,
+    best score first, one exposure per hole, not atlas only."""
 
 
 class StopRun(RunMessage):
@@ -88,6 +116,28 @@ class DecideRun(RunMessage):
     routing_key: ClassVar[str] = "run.decide"
 
     choice: Choice
+    requested_by: str
+
+
+class SkipTarget(RunMessage):
+    """Skip this target (the one being acquired, or a queued one): honoured at the run's next
+    safe point, never in the middle of an exposure; its queue status becomes ``skipped``."""
+
+    exchange: ClassVar[str] = COMMANDS
+    routing_key: ClassVar[str] = "run.skip_target"
+
+    target_id: UUID
+    requested_by: str
+
+
+class SkipSquare(RunMessage):
+    """Skip the rest of this square: the square itself if it is still being acquired or
+    queued, and its holes still queued or being exposed (at the next safe point)."""
+
+    exchange: ClassVar[str] = COMMANDS
+    routing_key: ClassVar[str] = "run.skip_square"
+
+    square_id: UUID
     requested_by: str
 
 

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 async def pump(run: RunLoop) -> None:
-    """Apply commands as they arrive (stop, pause toggle, decisions, targets)."""
+    """Apply commands as they arrive (stop, pause toggle, decisions, targets, skips)."""
     while True:
         command = await run.commands.get()
         if command.run_id != run.run_id:
@@ -51,6 +51,8 @@ async def pump(run: RunLoop) -> None:
             )
         elif isinstance(command, m.AddTargets | m.RemoveTargets):
             await _on_targets(run, command)
+        elif isinstance(command, m.SkipTarget | m.SkipSquare):
+            await _on_skip(run, command)
 
 
 async def _on_stop(run: RunLoop, command: m.StopRun) -> None:
@@ -88,6 +90,18 @@ async def _on_targets(run: RunLoop, command: m.AddTargets | m.RemoveTargets) -> 
         added = run.queue.add(here, grid.name if grid else "")
         run.info("%s queued %d target(s)", command.requested_by, len(added))
     await run.publish_queue()
+
+
+async def _on_skip(run: RunLoop, command: m.SkipTarget | m.SkipSquare) -> None:
+    if isinstance(command, m.SkipTarget):
+        done, words = run.skips.target(run.queue, command.target_id, command.requested_by)
+    else:
+        done, words = run.skips.square(run.queue, command.square_id, command.requested_by)
+    if done:
+        run.info("%s", words)
+        await run.publish_queue()
+    else:
+        run.warn("%s", words)
 
 
 async def prompt(

@@ -12,8 +12,10 @@ SHOWN = 50
 """Entries the queue panel gets at most (counts cover everything)."""
 
 
-@dataclass
+@dataclass(eq=False)
 class Entry:
+    """One queued target; compared by identity (a target may be queued again later)."""
+
     target: Target
     grid_name: str
     status: TargetStatus = "queued"
@@ -37,6 +39,10 @@ class RunQueue:
     def __init__(self) -> None:
         self.entries: list[Entry] = []
         self.exposures = 0
+        self._news: list[Entry] = []
+        """Entries taken out (removed, skipped) since the queue was last shown: the next
+        :meth:`items` carries them all, so each one's status reaches the database however
+        many were taken out at once."""
 
     def add(self, targets: list[Target], grid_name: str, *, front: bool = False) -> list[Target]:
         """Queue targets not already queued; returns the ones added."""
@@ -53,11 +59,31 @@ class RunQueue:
 
     def remove(self, ids: set[UUID]) -> int:
         """Take queued targets out; returns how many."""
-        n = 0
-        for e in self.entries:
-            if e.target.target_id in ids and e.status == "queued":
-                e.status, n = "removed", n + 1
-        return n
+        return len(self._take_out(ids, "removed"))
+
+    def skip(self, ids: set[UUID]) -> list[Entry]:
+        """Mark queued targets ``skipped``; returns them."""
+        return self._take_out(ids, "skipped")
+
+    def queued_holes_of(self, square_id: UUID) -> set[UUID]:
+        """The queued holes found on ``square_id``."""
+        return {
+            e.target.target_id
+            for e in self.entries
+            if e.status == "queued" and e.target.kind == "hole" and e.target.parent_id == square_id
+        }
+
+    def _take_out(self, ids: set[UUID], status: TargetStatus) -> list[Entry]:
+        out = [e for e in self.entries if e.target.target_id in ids and e.status == "queued"]
+        for e in out:
+            e.status = status
+        self._news.extend(out)
+        return out
+
+    def mark(self, entry: Entry, status: TargetStatus) -> None:
+        """Set the status of the entry being acquired (done, failed, skipped)."""
+        entry.status = status
+        self._news.append(entry)
 
     def next(self) -> Entry | None:
         """The next queued entry, marked acquiring; ``None`` when the grid's queue is empty."""
@@ -73,11 +99,17 @@ class RunQueue:
     def clear_grid(self) -> None:
         """Forget the finished grid's entries (its targets stay in the database)."""
         self.entries = []
+        self._news = []
 
     def items(self) -> tuple[QueueItem, ...]:
+        """What the queue panel shows (the latest finished entries, then what comes next),
+        after every entry taken out since the last call."""
         upcoming = [e for e in self.entries if e.status in ("acquiring", "queued")]
         recent = [e for e in self.entries if e.status not in ("acquiring", "queued")][-5:]
-        return tuple(e.item() for e in (recent + upcoming)[:SHOWN])
+        news = [e for e in dict.fromkeys(self._news) if e.status not in ("acquiring", "queued")]
+        self._news = []
+        shown = [e for e in recent + upcoming if e not in news][:SHOWN]
+        return tuple(e.item() for e in news + shown)
 
     def counts(self) -> dict[str, int]:
         counts = {"queued": 0, "acquiring": 0, "done": 0, "removed": 0, "failed": 0, "skipped": 0}

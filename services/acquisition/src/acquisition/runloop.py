@@ -1,7 +1,8 @@
 """The run loop: one run of a session's screening on one microscope.
 
 Takes the lease before touching the scope; per grid: load → atlas → squares found by
-processing → square images → holes found by processing → exposures handed to processing.
+processing → square images → holes found by processing → exposures handed to processing, as
+the session's screening plan says (:mod:`acquisition.plan`; one entry: :mod:`acquisition.targets`).
 Stop is soft (the current acquisition finishes; the run stops when it next asks its queue)
 and honoured in every wait; losing the lease stops all driving at the next safe point.
 """
@@ -15,10 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID, uuid4
 
-from acquisition import commands
+from acquisition import commands, targets
 from acquisition.driver import DiskFull, DriverError, Microscope, no_checkpoint
+from acquisition.plan import Plan, order, pick
 from acquisition.queue import Entry, RunQueue
 from acquisition.simulator.scope import run_dir
+from acquisition.skips import Skips
 from acquisition.waits import LeaseGone, SkipGrid, StopRequested, interruptible
 from proto import messages as m
 from proto.bus.base import Bus, Subscription
@@ -64,7 +67,9 @@ class RunLoop:
         self.decision: Choice | None = None
         self.stopped_by: str | None = None
         self.pause = start.pause_between_grids
+        self.plan = Plan.of(start.plan, settings.squares_per_grid, settings.holes_per_square)
         self.queue = RunQueue()
+        self.skips = Skips()
         self.known: dict[UUID, m.Target] = {}
         self.grid: m.GridSpec | None = None
         self.lease: HeldLease | None = None
@@ -225,6 +230,7 @@ class RunLoop:
             self.connected = True
             self.scope.checkpoint = self.safe_point
             await self.set_state(RunState.RUNNING)
+            self.info("screening plan: %s", self.plan.describe())
             grids = self.start.grids
             if self.start.grids_done:
                 self.info(
@@ -288,29 +294,8 @@ class RunLoop:
         )
         self.safe_point()
         squares, imaged = await self._squares(grid, out)
-        left = grid.atlas.queued if grid.atlas is not None else ()
-        if left:
-            self.known.update({t.target_id: t for t in (*squares, *left)})
-            holes = sum(1 for t in left if t.kind == "hole")
-            self.info(
-                "going on with what the earlier run left queued on grid %s: %s, %s",
-                grid.name,
-                _count(holes, "hole"),
-                _count(len(left) - holes, "square"),
-            )
-            self.queue.add(list(left), grid.name)
-        else:
-            chosen = self._pick(squares, self.settings.squares_per_grid, "square", skip=imaged)
-            good = sum(1 for s in squares if s.cls == "good")
-            self.info(
-                "%d squares on grid %s (%d good%s); queued the best %d",
-                len(squares),
-                grid.name,
-                good,
-                f", {len(imaged)} imaged before" if imaged else "",
-                len(chosen),
-            )
-            self.queue.add(chosen, grid.name)
+        self.known.update({t.target_id: t for t in squares})
+        self._queue_grid(grid, squares, imaged)
         await self.publish_queue()
         try:
             while True:
@@ -322,20 +307,65 @@ class RunLoop:
                         break
                     continue
                 await self.publish_queue()
-                await self._acquire(entry, grid, out, has_next)
+                await targets.acquire(self, entry, grid, out, has_next)
                 await self.publish_queue()
         except SkipGrid:
             self.info("moving on to the next grid as asked")
+        acquired = any(e.status == "done" for e in self.queue.entries)
         await self.bus.publish(
             m.GridFinished(
                 run_id=self.run_id,
                 grid_id=grid.grid_id,
                 grid_name=grid.name,
                 exposures=self.queue.exposures,
+                screened=acquired or not self.plan.atlas_only,
             )
         )
         self.queue.clear_grid()
         await self.publish_queue()
+
+    def _queue_grid(
+        self, grid: m.GridSpec, squares: tuple[m.Target, ...], imaged: frozenset[UUID]
+    ) -> None:
+        """Queue what the grid starts with: what an earlier run left queued there, else the
+        plan's squares (none when the plan is atlas only)."""
+        left = grid.atlas.queued if grid.atlas is not None else ()
+        if left:
+            self.known.update({t.target_id: t for t in left})
+            holes = [t for t in left if t.kind == "hole"]
+            rest = [t for t in left if t.kind != "hole"]
+            self.info(
+                "going on with what the earlier run left queued on grid %s: %s, %s",
+                grid.name,
+                _count(len(holes), "hole"),
+                _count(len(rest), "square"),
+            )
+            ordering = self.plan.ordering
+            self.queue.add(order(holes, ordering) + order(rest, ordering), grid.name)
+            return
+        good = sum(1 for s in squares if s.cls == "good")
+        before = f", {len(imaged)} imaged before" if imaged else ""
+        if self.plan.atlas_only:
+            self.info(
+                "%d squares on grid %s (%d good%s); atlas only: queued none (choose squares in"
+                " the session browser)",
+                len(squares),
+                grid.name,
+                good,
+                before,
+            )
+            return
+        chosen = pick(squares, self.plan.squares_per_grid, self.plan.ordering, skip=imaged)
+        self.info(
+            "%d squares on grid %s (%d good%s); queued the %s %d",
+            len(squares),
+            grid.name,
+            good,
+            before,
+            "thinnest-ice" if self.plan.ordering == "thinnest_ice" else "best",
+            len(chosen),
+        )
+        self.queue.add(chosen, grid.name)
 
     async def _squares(
         self, grid: m.GridSpec, out: Path
@@ -353,12 +383,12 @@ class RunLoop:
             return known.squares, known.imaged
         self.info("acquiring the atlas of grid %s", grid.name)
         atlas_id = uuid4()
-        expected = self._expect(atlas_id)
+        expected = self.expect(atlas_id)
         ref = await self.scope.atlas(grid, out)
         await self.bus.publish(
             m.AtlasAcquired(run_id=self.run_id, grid_id=grid.grid_id, atlas_id=atlas_id, image=ref)
         )
-        found = await self._await_finder(expected, f"squares on the atlas of grid {grid.name}")
+        found = await self.await_finder(expected, f"squares on the atlas of grid {grid.name}")
         return found, frozenset()
 
     def next_entry(self) -> Entry | None:
@@ -366,88 +396,9 @@ class RunLoop:
         self.safe_point()
         return self.queue.next()
 
-    def _pick(
-        self,
-        found: tuple[m.Target, ...],
-        n: int,
-        kind: str,
-        skip: frozenset[UUID] = frozenset(),
-    ) -> list[m.Target]:
-        self.known.update({t.target_id: t for t in found})
-        good = sorted(
-            (t for t in found if t.cls == "good" and t.target_id not in skip),
-            key=lambda t: -t.score,
-        )
-        return good[:n]
-
-    async def _acquire(self, entry: Entry, grid: m.GridSpec, out: Path, has_next: bool) -> None:
-        t = entry.target
-        try:
-            if t.kind == "square":
-                await self._square(t, grid, out)
-            else:
-                await commands.disk_guard(self, grid, has_next)
-                await self._exposure(t, grid, out)
-            entry.status = "done"
-        except DriverError as exc:
-            entry.status = "failed"
-            if exc.fatal or not self.scope.connected:
-                raise
-            self.warn("%s %s skipped: %s", t.kind, t.target_id.hex[:6], exc)
-
-    async def _square(self, square: m.Target, grid: m.GridSpec, out: Path) -> None:
-        self.safe_point()
-        await self.scope.move_stage(square)
-        ref = await self.scope.image_square(grid, square, out)
-        expected = self._expect(square.target_id)
-        await self.bus.publish(
-            m.SquareAcquired(
-                run_id=self.run_id, grid_id=grid.grid_id, square_id=square.target_id, image=ref
-            )
-        )
-        holes = await self._await_finder(expected, f"holes on square {square.target_id.hex[:6]}")
-        chosen = self._pick(holes, self.settings.holes_per_square, "hole")
-        usable = sum(1 for h in holes if h.cls == "good")
-        self.info(
-            "square %s: %d holes (%d usable); queued %d",
-            square.target_id.hex[:6],
-            len(holes),
-            usable,
-            len(chosen),
-        )
-        self.queue.add(chosen, grid.name, front=True)
-
-    async def _exposure(self, hole: m.Target, grid: m.GridSpec, out: Path) -> None:
-        self.safe_point()
-        await self.scope.move_stage(hole)
-        self.safe_point()
-        movie = await self.scope.expose(grid, hole, out)
-        self.queue.exposures += 1
-        exposure_id = uuid4()
-        ref = m.ImageRef(path=str(movie.path), pixel_size_a=movie.pixel_size_a, shape=movie.shape)
-        await self.bus.publish(
-            m.ExposureAcquired(
-                run_id=self.run_id,
-                grid_id=grid.grid_id,
-                hole_id=hole.target_id,
-                exposure_id=exposure_id,
-                movie=ref,
-                n_frames=movie.n_frames,
-                dose_e_per_a2=movie.dose_e_per_a2,
-                optics=self.scope.optics,
-                detector=self.scope.detector,
-            )
-        )
-        self.info(
-            "exposure %d on hole %s → %s",
-            self.queue.exposures,
-            hole.target_id.hex[:6],
-            movie.path.name,
-        )
-
     # --- finder results -----------------------------------------------------------------
 
-    def _expect(self, parent_id: UUID) -> asyncio.Future[tuple[m.Target, ...]]:
+    def expect(self, parent_id: UUID) -> asyncio.Future[tuple[m.Target, ...]]:
         future = self._results.get(parent_id)
         if future is None:
             future = self._results[parent_id] = asyncio.get_running_loop().create_future()
@@ -465,18 +416,27 @@ class RunLoop:
             parent, found = message.image_id, ()
         else:
             return
-        future = self._expect(parent)
+        future = self.expect(parent)
         if not future.done():
             future.set_result(found)
 
-    async def _await_finder(
-        self, expected: asyncio.Future[tuple[m.Target, ...]], what: str
+    async def await_finder(
+        self,
+        expected: asyncio.Future[tuple[m.Target, ...]],
+        what: str,
+        skip: asyncio.Event | None = None,
     ) -> tuple[m.Target, ...]:
+        """What processing found, or nothing after the finder timeout; a stop, a lost lease
+        (or ``skip``) ends the wait."""
         timeout = self.settings.finder_timeout_s
         self.info("waiting up to %.0f s for processing to find %s", timeout, what)
         try:
             return await interruptible(
-                asyncio.shield(expected), stop=self.stop, lost=self.lost, timeout=timeout
+                asyncio.shield(expected),
+                stop=self.stop,
+                lost=self.lost,
+                timeout=timeout,
+                skip=skip,
             )
         except TimeoutError:
             self.error(

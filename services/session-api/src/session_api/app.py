@@ -32,7 +32,17 @@ from session_api.metrics import ApiMetrics
 from session_api.notify.service import Notifier
 from session_api.projection import Projector
 from session_api.reconcile import reconcile_once
-from session_api.routes import auth, control, microscopes, notifications, ops, runs, sessions
+from session_api.routes import (
+    auth,
+    control,
+    microscopes,
+    notifications,
+    ops,
+    runs,
+    sessions,
+    setup,
+    skip,
+)
 from session_api.settings import ApiSettings
 from session_api.views import exposures_per_hour
 
@@ -104,7 +114,9 @@ def create_app(
         auth.router,
         microscopes.router,
         sessions.router,
+        setup.router,
         control.router,
+        skip.router,
         runs.router,
         ops.router,
         notifications.router,

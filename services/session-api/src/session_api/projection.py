@@ -218,7 +218,9 @@ class Projector:
             run.current_grid = e.grid_name
 
     async def _grid_finished(self, db: AsyncSession, e: m.GridFinished) -> None:
-        await db.execute(update(Grid).where(Grid.id == e.grid_id).values(status="done"))
+        # a grid of an atlas-only run that took nothing there stays to be screened
+        done = "done" if e.screened else "pending"
+        await db.execute(update(Grid).where(Grid.id == e.grid_id).values(status=done))
         # what was still queued there when the run moved on ("next grid") is not any more
         await db.execute(
             update(Target)

@@ -115,7 +115,14 @@ async def session_view(db: AsyncSession, s: Session) -> api.SessionView:
         ],
         run=run_view(run) if run else None,
         lock_holder=lock,
+        plan=plan_of(s),
+        archived=bool(s.archived),
     )
+
+
+def plan_of(s: Session) -> api.ScreeningPlan | None:
+    """The session's stored plan (a typed blob: written with ``model_dump``)."""
+    return api.ScreeningPlan.model_validate(s.plan) if s.plan else None
 
 
 async def microscope_view(db: AsyncSession, m: Microscope) -> api.MicroscopeView:

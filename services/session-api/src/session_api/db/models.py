@@ -6,7 +6,18 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, Uuid
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    Uuid,
+    false,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from session_api.db.types import UtcDateTime, utcnow
@@ -55,6 +66,10 @@ class Session(Base):
     live_run_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     """The run that may still drive the scope; set only by a conditional update (one Start
     wins), cleared when that run ends."""
+    plan: Mapped[dict[str, Any] | None]
+    """The screening plan (``proto.api.ScreeningPlan.model_dump()``); ``None``: defaults."""
+    archived: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Hidden from the default sessions list and not startable; its data is kept."""
 
 
 class Grid(Base):

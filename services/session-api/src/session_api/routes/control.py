@@ -35,7 +35,7 @@ from session_api.lookup import live_run_of, live_run_or_409, session_or_404
 from session_api.projection import apply_state
 from session_api.reconcile import is_alive
 from session_api.routes.sessions import queue_view
-from session_api.views import run_view, session_view
+from session_api.views import plan_of, run_view, session_view
 
 router = APIRouter(prefix="/api/sessions/{session_id}", tags=["control"])
 log = logging.getLogger(__name__)
@@ -80,6 +80,10 @@ async def begin_run(
 ) -> Run:
     """Create a new run row, claim the session for it, audit (``act``) in that transaction,
     commit, and send ``run.start``."""
+    if session.archived:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, f"{session.name} is archived; unarchive it to start it"
+        )
     every = (
         await db.scalars(select(Grid).where(Grid.session_id == session.id).order_by(Grid.position))
     ).all()
@@ -130,6 +134,7 @@ async def begin_run(
         grids_done=done,
         pause_between_grids=session.pause_between_grids,
         requested_by=user.username,
+        plan=plan_of(session),
     )
     try:
         await bus.publish(start)
@@ -238,7 +243,12 @@ async def _targets(
             status.HTTP_404_NOT_FOUND,
             f"no target {', '.join(sorted(map(str, missing)))} in session {session.name}",
         )
-    run = await live_run_or_409(db, session, "change the queue")
+    run = await live_run_of(db, session)
+    if run is None:
+        await _for_the_next_run(db, session, rows, add)
+        await act.commit(detail=f"{act.detail}; no live run: for the next run")
+        await announce(bus, session, None, "targets changed", user)
+        return await queue_view(db, session)
     act.run_id = run.id
     if add:
         await _on_the_grid_screened(db, run, rows)
@@ -262,6 +272,32 @@ def _target_words(ids: set[uuid.UUID]) -> str:
     """The audit row's target: the id of one target, the count of several (listed in its
     detail: 8 ids overflowed the column on PostgreSQL)."""
     return str(next(iter(ids))) if len(ids) == 1 else f"{len(ids)} targets"
+
+
+async def _for_the_next_run(
+    db: DbDep, session: Session, targets: Sequence[Target], add: bool
+) -> None:
+    """With no live run, queueing marks targets ``queued`` for the session's next run, which
+    goes on with them (``session_api.grids``): after an atlas-only run the operator chooses
+    squares this way. A grid screened already is not taken up again by a run: refused."""
+    if add:
+        rows = await db.execute(
+            select(Grid.name).where(
+                Grid.id.in_({t.grid_id for t in targets}), Grid.status == "done"
+            )
+        )
+        done = sorted(rows.scalars().all())
+        if done:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                f"grid {', '.join(done)} of {session.name} is screened: a new run does not go"
+                " back to it (copy the session to screen it again)",
+            )
+    for t in targets:
+        if add and t.status not in ("acquiring", "done"):
+            t.status = "queued"
+        elif not add and t.status == "queued":
+            t.status = "removed"
 
 
 async def _on_the_grid_screened(db: DbDep, run: Run, targets: Sequence[Target]) -> None:
@@ -291,7 +327,7 @@ async def add_targets(
     bus: BusDep,
     act: AuditDep,
 ) -> QueueView:
-    """Queue squares or holes on the live run."""
+    """Queue squares or holes on the live run (with none: for the next run)."""
     return await _targets(session_id, body, user, db, bus, act, add=True)
 
 
@@ -304,7 +340,7 @@ async def remove_targets(
     bus: BusDep,
     act: AuditDep,
 ) -> QueueView:
-    """Take squares or holes out of the live run's queue."""
+    """Take squares or holes out of the live run's queue (with none: the next run's)."""
     return await _targets(session_id, body, user, db, bus, act, add=False)
 
 

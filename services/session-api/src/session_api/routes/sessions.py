@@ -26,12 +26,12 @@ from proto.messages.image import QueueItem
 from proto.states import RunState
 from session_api.audit import AuditDep
 from session_api.auth import Operator, Viewer
+from session_api.cassette import new_cassette
 from session_api.db.models import (
     Exposure,
     Grid,
     Image,
     LogLine,
-    Microscope,
     Run,
     Session,
     Target,
@@ -73,9 +73,16 @@ async def list_sessions(
     state: RunState | Literal["idle"] | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    archived: Annotated[
+        Literal["hide", "only", "include"],
+        Query(description="archived sessions: left out (default), only them, or with the rest"),
+    ] = "hide",
 ) -> list[SessionView]:
-    """Sessions, newest first; filter by microscope, latest run state, creation date."""
+    """Sessions, newest first; filter by microscope, latest run state, creation date and
+    whether archived (archived ones are left out unless asked for)."""
     query = select(Session).order_by(Session.created_at.desc())
+    if archived != "include":
+        query = query.where(Session.archived.is_(archived == "only"))
     if microscope_id:
         query = query.where(Session.microscope_id == microscope_id)
     if since:
@@ -94,33 +101,19 @@ async def list_sessions(
 async def create_session(
     body: SessionCreate, user: Operator, db: DbDep, act: AuditDep
 ) -> SessionView:
-    """A new session on a microscope with its cassette of grids."""
-    if await db.get(Microscope, body.microscope_id) is None:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            [
-                {
-                    "loc": ["body", "microscope_id"],
-                    "msg": f"no microscope {body.microscope_id!r}",
-                    "type": "value_error",
-                }
-            ],
-        )
-    if len(set(body.grids)) != len(body.grids):
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            [{"loc": ["body", "grids"], "msg": "grid names must be unique", "type": "value_error"}],
-        )
+    """A new session on a microscope with its cassette of grids and its screening plan."""
+    slots = await new_cassette(db, body.microscope_id, body.grids, body.positions)
     session = Session(
         id=uuid.uuid4(),
         name=body.name,
         microscope_id=body.microscope_id,
         created_by=user.username,
         pause_between_grids=body.pause_between_grids,
+        plan=body.plan.model_dump() if body.plan else None,
     )
     db.add(session)
     await db.flush()  # no ORM relationship orders the inserts: the session row goes first
-    for position, name in enumerate(body.grids, start=1):
+    for position, name in slots:
         db.add(Grid(session_id=session.id, name=name, position=position))
     await act.commit(action="create-session", session_id=session.id, target=body.microscope_id)
     return await session_view(db, session)
