@@ -139,8 +139,10 @@ async def test_skip_this_target_and_the_rest_of_its_square(system: System) -> No
     await system.log_line(run_id, "skipped the rest of square")
     nxt = await system.wait_for(
         m.SquareAcquired | m.ExposureAcquired,  # type: ignore[arg-type]
-        lambda e: e.run_id == run_id
-        and (isinstance(e, m.SquareAcquired) or e.hole_id not in (hole, second.hole_id)),
+        lambda e: (
+            e.run_id == run_id
+            and (isinstance(e, m.SquareAcquired) or e.hole_id not in (hole, second.hole_id))
+        ),
         after=mark,
         timeout=60,
     )
