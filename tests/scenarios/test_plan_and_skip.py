@@ -103,6 +103,9 @@ async def test_atlas_only_then_the_operator_chooses_squares_and_starts_again(
     assert system.mark() > mark
     grids = (await viewer.get(f"/api/sessions/{sid}")).json()["grids"]
     assert [g["status"] for g in grids] == ["done", "pending"]
+    left = [s["id"] for s in grid["squares"] if s["cls"] == "good" and s["id"] != chosen][:1]
+    r = await op.post(f"/api/sessions/{sid}/targets", json={"target_ids": left})
+    assert r.status_code == 409 and "is screened" in r.json()["detail"]
 
 
 @SLOW
