@@ -117,7 +117,8 @@ async def test_staff_sees_admin_buttons_with_confirmations(
 ) -> None:
     await login(ui, "staff")
     text = (await ui.get(f"/sessions/{world.session.id}")).text
-    assert text.count("hx-confirm=") == 3
+    staff = text[text.index('aria-label="Staff controls"') : text.index('id="session-setup"')]
+    assert staff.count("hx-confirm=") == 3
     assert "Force-kill every process" in text and "SIGKILL" in text
     assert "Remove the scope lock of Krios 1" in text
     assert 'aria-label="Staff controls"' in text

@@ -32,6 +32,7 @@ from ui.routes import (
     notifications,
     operations,
     session,
+    setup,
     stream,
 )
 from ui.settings import DEV_SECRET_KEY, UiSettings
@@ -93,7 +94,9 @@ def create_app(
     app.state.lines = RenderedLines(app.state.templates.env)
     app.state.ready = False
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for module in (login, facility, session, actions, stream, browse, operations, notifications):
+    # setup before session: /sessions/new is not a session id
+    modules = (login, facility, setup, session, actions, stream, browse, operations, notifications)
+    for module in modules:
         app.include_router(module.router)
     _health(app)
     _errors(app)

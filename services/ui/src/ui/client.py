@@ -51,11 +51,16 @@ class ApiError(Exception):
     cross_site = False
     """The ui itself refused the request as not sent by one of its pages (``ui.csrf``)."""
 
-    def __init__(self, detail: str, status: int | None = None) -> None:
+    def __init__(
+        self, detail: str, status: int | None = None, errors: list[dict[str, Any]] | None = None
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         if status is not None:
             self.status = status
+        self.errors: list[dict[str, Any]] = errors or []
+        """A 422's field list as session-api gave it (``loc``, ``msg``, ``type``, ``ctx``):
+        a form shows each beside its field."""
 
 
 class NotLoggedIn(ApiError):
@@ -97,15 +102,15 @@ def field_errors(errors: Sequence[Any]) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-def _detail(response: httpx.Response) -> str:
+def _detail(response: httpx.Response) -> tuple[str, list[dict[str, Any]]]:
     try:
         body: Any = response.json()
     except ValueError:
-        return response.text[:300] or response.reason_phrase
+        return response.text[:300] or response.reason_phrase, []
     detail = body.get("detail") if isinstance(body, dict) else body
     if isinstance(detail, list):  # FastAPI's 422 field list
-        return field_errors(detail)
-    return str(detail) if detail is not None else response.reason_phrase
+        return field_errors(detail), [e for e in detail if isinstance(e, dict)]
+    return (str(detail) if detail is not None else response.reason_phrase), []
 
 
 def raise_for(response: httpx.Response) -> None:
@@ -114,7 +119,7 @@ def raise_for(response: httpx.Response) -> None:
         return
     status = response.status_code
     API_ERRORS.labels(status=str(status)).inc()
-    detail = _detail(response)
+    detail, errors = _detail(response)
     if status == 401:
         raise NotLoggedIn(detail)
     if status == 403:
@@ -122,7 +127,7 @@ def raise_for(response: httpx.Response) -> None:
     if status == 404:
         raise NotFound(detail)
     if status in (409, 422, 400):
-        raise Rejected(detail, status)
+        raise Rejected(detail, status, errors)
     raise Unavailable(f"session-api answered {status}: {detail}", status)
 
 
@@ -187,6 +192,7 @@ class ApiClient:
         state: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        archived: str | None = None,
     ) -> list[SessionView]:
         params = {
             k: v.isoformat() if isinstance(v, datetime) else v
@@ -195,6 +201,7 @@ class ApiClient:
                 "state": state,
                 "since": since,
                 "until": until,
+                "archived": archived,
             }.items()
             if v
         }
@@ -279,6 +286,28 @@ class ApiClient:
         r = await self._send("GET", path)
         return r.content, r.headers.get("content-type", "image/png")
 
+    # --- setting sessions up ---------------------------------------------------------------
+
+    async def create_session(self, body: dict[str, Any]) -> SessionView:
+        """``body``: a ``proto.api.SessionCreate`` as JSON (checked by session-api: 422)."""
+        r = await self._send("POST", "/api/sessions", json=body)
+        return SessionView.model_validate_json(r.content)
+
+    async def edit_session(self, session_id: UUID, body: dict[str, Any]) -> SessionView:
+        """``body``: a ``proto.api.SessionEdit`` as JSON."""
+        r = await self._send("PATCH", f"/api/sessions/{session_id}", json=body)
+        return SessionView.model_validate_json(r.content)
+
+    async def copy_session(self, session_id: UUID, body: dict[str, Any]) -> SessionView:
+        """``body``: a ``proto.api.SessionCopy`` as JSON."""
+        r = await self._send("POST", f"/api/sessions/{session_id}/copy", json=body)
+        return SessionView.model_validate_json(r.content)
+
+    async def archive(self, session_id: UUID, archived: bool) -> SessionView:
+        verb = "archive" if archived else "unarchive"
+        r = await self._send("POST", f"/api/sessions/{session_id}/{verb}")
+        return SessionView.model_validate_json(r.content)
+
     # --- commands -------------------------------------------------------------------------
 
     async def start(self, session_id: UUID) -> StartResponse:
@@ -316,6 +345,15 @@ class ApiClient:
         body = {"target_ids": [str(t) for t in target_ids]}
         r = await self._send("DELETE", f"/api/sessions/{session_id}/targets", json=body)
         return QueueView.model_validate_json(r.content)
+
+    async def skip(
+        self, session_id: UUID, what: Literal["target", "square"], target_id: UUID | None
+    ) -> RunView:
+        """*Skip this target* or *Skip rest of this square* (``target_id``: the one shown
+        being acquired)."""
+        body = {"target_id": str(target_id) if target_id else None}
+        r = await self._send("POST", f"/api/sessions/{session_id}/skip-{what}", json=body)
+        return RunView.model_validate_json(r.content)
 
     async def release_lease(self, microscope_id: str) -> LeaseReleaseResponse:
         r = await self._send("POST", f"/api/microscopes/{microscope_id}/lease/release")

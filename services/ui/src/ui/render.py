@@ -13,6 +13,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import StrictUndefined
 
 from proto.states import ExitReason, RunState
+from ui.forms import plan_words
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -148,6 +149,7 @@ def make_templates() -> Jinja2Templates:
         "reason_label": reason_label,
         "img": img,
         "count_label": count_label,
+        "plan_words": plan_words,
     }
     env.filters.update(filters)
     return templates

@@ -39,14 +39,17 @@ async def sessions(
     state: str | None = None,
     since: str | None = None,
     until: str | None = None,
+    archived: str | None = None,
 ) -> Response:
     d0, d1 = _day(since), _day(until)
+    archived = archived if archived in ("only", "include") else None
     found, scopes = await asyncio.gather(
         api.sessions(
             microscope_id=microscope or None,
             state=state if state in STATES else None,
             since=datetime.combine(d0, time(), UTC) if d0 else None,
             until=datetime.combine(d1, time(), UTC) + timedelta(days=1) if d1 else None,
+            archived=archived,
         ),
         api.microscopes(),
     )
@@ -59,6 +62,7 @@ async def sessions(
             "state": state or "",
             "since": since or "",
             "until": until or "",
+            "archived": archived or "",
         },
         "nav": "sessions",
     }
