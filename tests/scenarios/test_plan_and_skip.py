@@ -85,6 +85,9 @@ async def test_atlas_only_then_the_operator_chooses_squares_and_starts_again(
     assert r.status_code == 202, r.text
     grid = (await viewer.get(f"/api/sessions/{sid}/grids/{g1}")).json()
     assert {s["id"]: s["status"] for s in grid["squares"]}[chosen] == "queued"
+    queue = (await viewer.get(f"/api/sessions/{sid}/queue")).json()
+    assert [(i["target_id"], i["status"]) for i in queue["items"]] == [(chosen, "queued")]
+    assert queue["counts"]["squares_queued"] == 1, "the panel shows what the next run takes"
 
     mark = system.mark()
     second = await system.start(sid)

@@ -233,16 +233,12 @@ async def test_a_restarted_session_goes_on_where_it_stopped(system: System) -> N
     before = (await viewer.get(f"/api/sessions/{sid}/grids/{grid_id}")).json()
 
     mark = system.mark()
+    system.hold()  # the second run's first movie waits while a hole is queued by hand
     second = await system.start(sid)
     await system.log_line(second, "has an atlas from an earlier run")
     await system.log_line(second, "going on with what the earlier run left queued")
-    acquired = await system.wait_for(
-        m.SquareAcquired | m.ExposureAcquired,  # type: ignore[arg-type]
-        lambda e: e.run_id == second,
-        after=mark,
-    )
-    target = acquired.square_id if isinstance(acquired, m.SquareAcquired) else acquired.hole_id
-    assert str(target) == left[0], "the earlier run's queue first, in its order"
+    await system.held()
+    await system.wait_for(m.GridLoaded, lambda e: e.run_id == second, after=mark)
     # a hole the first run found can be queued by hand (the run is told what it is)
     hole = holes.holes[-1].target_id
     r = await op.post(f"/api/sessions/{sid}/targets", json={"target_ids": [str(hole)]})
@@ -252,6 +248,14 @@ async def test_a_restarted_session_goes_on_where_it_stopped(system: System) -> N
         lambda e: e.run_id == second and any(i.target_id == hole for i in e.items),
         after=mark,
     )
+    system.release()
+    acquired = await system.wait_for(
+        m.SquareAcquired | m.ExposureAcquired,  # type: ignore[arg-type]
+        lambda e: e.run_id == second,
+        after=mark,
+    )
+    target = acquired.square_id if isinstance(acquired, m.SquareAcquired) else acquired.hole_id
+    assert str(target) == left[0], "the earlier run's queue first, in its order"
     await system.ended(second, timeout=90)  # it runs out of targets: completed
     assert not any(
         isinstance(e, m.AtlasAcquired | m.SquaresFound)

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proto import messages as m
+from proto.api import QueueView
 from session_api.db.models import Grid, Image, Target
 from session_api.views import placement
 
@@ -76,3 +77,35 @@ def _known(atlas: Image, squares: list[Target], queued: list[Target]) -> m.Known
 def target_message(t: Target) -> m.Target:
     """A stored square or hole as the run is told of it."""
     return m.Target(target_id=t.id, kind="hole" if t.kind == "hole" else "square", **placement(t))
+
+
+async def waiting_queue(
+    db: AsyncSession, session_id: uuid.UUID, run_id: uuid.UUID | None
+) -> QueueView:
+    """With no live run: what the session's next run goes on with (targets left queued by
+    a stop, or queued by hand after an atlas-only run), in the order it takes them."""
+    rows = (
+        await db.execute(
+            select(Target, Grid.name)
+            .join(Grid, Grid.id == Target.grid_id)
+            .where(Target.session_id == session_id, Target.status == "queued")
+            .order_by(Grid.position, Target.kind, Target.score.desc())  # holes first
+        )
+    ).all()
+    items = [
+        m.QueueItem(
+            target_id=t.id,
+            kind="hole" if t.kind == "hole" else "square",
+            grid_name=grid,
+            label=f"{t.kind} {t.id.hex[:6]} · {t.cls}"
+            + (f", ice {t.ice_nm:.0f} nm" if t.ice_nm is not None else ""),
+            status="queued",
+        )
+        for t, grid in rows
+    ]
+    counts = {
+        "queued": len(items),
+        "squares_queued": sum(1 for i in items if i.kind == "square"),
+        "holes_queued": sum(1 for i in items if i.kind == "hole"),
+    }
+    return QueueView(run_id=run_id, items=items, counts=counts)

@@ -37,6 +37,7 @@ from session_api.db.models import (
     Target,
 )
 from session_api.deps import DbDep
+from session_api.grids import waiting_queue
 from session_api.lookup import session_or_404
 from session_api.views import (
     exposure_view,
@@ -56,7 +57,9 @@ MAX_ID = 2**63 - 1
 
 async def queue_view(db: AsyncSession, session: Session) -> QueueView:
     run = await latest_run(db, session.id)
-    if run is None or not run.queue:
+    if run is None or run.state == RunState.ENDED:
+        return await waiting_queue(db, session.id, run.id if run else None)
+    if not run.queue:
         return QueueView(run_id=run.id if run else None, items=[], counts={})
     return QueueView(
         run_id=run.id,
