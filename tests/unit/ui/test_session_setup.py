@@ -198,7 +198,7 @@ async def test_edit_then_grids_locked_after_a_start_copy_and_archive(stack: Stac
     page = await op.get(f"/sessions/{sid}")
     assert 'title="Archived: unarchive the session to start it"' in page.text
     refused = await op.post(f"/sessions/{sid}/start", headers=HTMX)
-    assert refused.status_code == 409 and "unarchive it to start it" in refused.text
+    assert refused.headers["Gridpilot-Status"] == "409" and "unarchive it to start" in refused.text
 
 
 async def test_viewers_read_the_form_but_cannot_create(stack: Stack) -> None:
@@ -208,7 +208,7 @@ async def test_viewers_read_the_form_but_cannot_create(stack: Stack) -> None:
     assert 'id="session-submit" disabled' in r.text
     assert 'id="new-session"' not in (await viewer.get("/sessions")).text
     r = await viewer.post("/sessions/new", data=form(), headers=HTMX)
-    assert r.status_code == 403 and r.headers["HX-Retarget"] == "#messages"
+    assert r.headers["Gridpilot-Status"] == "403" and r.headers["HX-Retarget"] == "#messages"
 
 
 async def test_skip_buttons_on_the_target_being_acquired(stack: Stack) -> None:
@@ -255,4 +255,4 @@ async def test_skip_buttons_on_the_target_being_acquired(stack: Stack) -> None:
     assert r.status_code == 200, r.text
     assert f"Skip of hole {hole.hex[:6]} sent: the run skips it at its next safe point" in r.text
     r = await viewer.post(f"/sessions/{sid}/skip-square", data={}, headers=HTMX)
-    assert r.status_code == 403 and r.headers["HX-Retarget"] == "#messages"
+    assert r.headers["Gridpilot-Status"] == "403" and r.headers["HX-Retarget"] == "#messages"
