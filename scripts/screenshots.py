@@ -1,12 +1,13 @@
 """Screenshots of the real pages for docs/screenshots: the embedded stack, a run, Chromium.
 
-Usage: uv run --frozen python scripts/screenshots.py [--out docs/screenshots]
+Usage: uv run --frozen python scripts/screenshots.py [--out docs/screenshots] [--only sessions]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import socket
 import tempfile
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import httpx
 from playwright.async_api import Page, async_playwright, expect
 
 from acquisition.settings import AcquisitionSettings
-from acquisition.simulator.scope import Faults
+from acquisition.simulator import Faults
 from gridpilot.demo import seed_sessions
 from gridpilot.embedded import embedded_stack
 
@@ -86,7 +87,78 @@ async def main(out: Path) -> None:
     print(f"screenshots in {out}")  # noqa: T201
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def sessions_pages(out: Path) -> None:
+    """The pages that set sessions up: New session (and its refusals), the session page's
+    Set-up card and Skip buttons while a movie is held, Copy."""
+    out.mkdir(parents=True, exist_ok=True)
+    root = Path(tempfile.mkdtemp())
+    gate = root / "hold"
+    scopes = AcquisitionSettings().microscopes
+    simulator = scopes[0].simulator.model_copy(update={"faults": Faults(hold_file=gate)})
+    scopes[0] = scopes[0].model_copy(update={"simulator": simulator})
+    acq = AcquisitionSettings(squares_per_grid=2, holes_per_square=3, microscopes=scopes)
+    async with embedded_stack(
+        ui_port=free_port(),
+        api_port=free_port(),
+        data_root=root / "data",
+        database_url=f"sqlite+aiosqlite:///{root / 'gp.db'}",
+        acquisition=acq,
+    ) as stack:
+        await seed_sessions(stack.api)
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+            page = await browser.new_page(viewport=LAPTOP)
+            password = stack.passwords["operator"]
+            await login(page, stack.ui_url, "operator", password, "/sessions/new")
+            await page.get_by_label("Session name").fill("Apoferritin 2026-12-04!")
+            await page.get_by_label("Position 1", exact=True).fill("apo-01")
+            await page.get_by_label("Position 2", exact=True).fill("apo-01")
+            await page.get_by_label("Position 4", exact=True).fill("apo-04")
+            await page.get_by_label("Holes per square").fill("-3")
+            await page.get_by_role("button", name="Create session").click()
+            await expect(page.locator("#err-name")).to_be_visible()
+            await page.screenshot(path=str(out / "session-new-refused.png"), full_page=True)
+            await page.goto(f"{stack.ui_url}/sessions/new")
+            await page.get_by_label("Session name").fill("Apoferritin 2026-12-04")
+            for position, grid in ((1, "apo-01"), (2, "apo-02"), (4, "apo-04")):
+                await page.get_by_label(f"Position {position}", exact=True).fill(grid)
+            await page.get_by_label("Krios").check()
+            await page.get_by_label("Holes per square").fill("3")
+            await page.get_by_label("Exposures per hole").fill("2")
+            await page.get_by_label("Order").select_option("thinnest_ice")
+            await page.screenshot(path=str(out / "session-new.png"), full_page=True)
+            await page.get_by_role("button", name="Create session").click()
+            await page.wait_for_url(f"{stack.ui_url}/sessions/*-*")
+            gate.touch()
+            await page.get_by_role("button", name="Start", exact=True).click()
+            row = page.locator("#queue tr.qs-acquiring", has_text="hole")
+            await expect(row).to_be_visible(timeout=180_000)
+            await row.get_by_role("button", name="Skip this target").click()
+            await expect(page.locator("#log-acquisition")).to_contain_text("asked to skip")
+            await page.screenshot(path=str(out / "session-skip.png"), full_page=True)
+            gate.unlink()
+            await page.get_by_role("button", name="Stop", exact=True).click()
+            await expect(page.locator("#run-state")).to_have_text("ended", timeout=120_000)
+            await page.locator("#copy-session").click()
+            await page.get_by_label("Position 1", exact=True).fill("apo-05")
+            await page.screenshot(path=str(out / "session-copy.png"), full_page=True)
+            await page.goto(f"{stack.ui_url}/sessions")
+            await page.screenshot(path=str(out / "sessions.png"), full_page=True)
+            await browser.close()
+    print(f"screenshots of the session set-up pages in {out}")  # noqa: T201
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("docs/screenshots"))
-    asyncio.run(main(parser.parse_args().out))
+    parser.add_argument("--only", choices=["sessions"], help="only the session set-up pages")
+    args = parser.parse_args()
+    if args.only != "sessions":
+        asyncio.run(main(args.out))
+    asyncio.run(sessions_pages(args.out))
