@@ -13,6 +13,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import update
+from unit.ui.conftest import csrf_of
 
 from proto.bus.memory import MemoryBus
 from proto.lease.memory import MemoryLeases
@@ -61,6 +62,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
                     )
                     r = await client.post("/login", data={"username": role, "password": PASSWORD})
                     assert r.status_code == 303, r.text
+                    client.headers["X-CSRF-Token"] = csrf_of((await client.get("/")).text)
                     clients[role] = client
                 yield Stack(api, clients)
                 for client in clients.values():
@@ -112,8 +114,16 @@ async def test_create_goes_to_the_new_session(stack: Stack) -> None:
     setup = page.text[page.text.index('id="session-setup"') :]
     assert "atlas only · holes per square: default · thinnest ice first · 3 exposures" in setup
     assert '<b class="num">2</b> apo-a' in setup and '<b class="num">5</b> apo-b' in setup
-    r = await op.post("/sessions/new", data=form(name="no js"))
+    # without JavaScript: a plain POST with the form's hidden CSRF field
+    page = await op.get("/sessions/new")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token is not None
+    header = op.headers.pop("X-CSRF-Token")
+    r = await op.post("/sessions/new", data={**form(name="no js"), "csrf_token": token[1]})
     assert r.status_code == 303 and r.headers["location"].startswith("/sessions/")
+    r = await op.post("/sessions/new", data=form(name="no token"))
+    assert r.status_code == 403 and "CSRF" in r.text
+    op.headers["X-CSRF-Token"] = header
 
 
 async def test_refusals_appear_beside_their_fields(stack: Stack) -> None:

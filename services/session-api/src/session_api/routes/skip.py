@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, HTTPException, status
 from sqlalchemy import or_, select
 
 from proto import messages as m
 from proto.api import RunView, SkipRequest
+from session_api.audit import AuditDep
 from session_api.auth import Operator
 from session_api.db.models import Run, Session, Target
 from session_api.deps import BusDep, DbDep
 from session_api.lookup import live_run_or_409, session_or_404
-from session_api.routes.control import Audited, publish
+from session_api.routes.control import publish
 from session_api.views import run_view
 
 router = APIRouter(prefix="/api/sessions/{session_id}", tags=["control"])
@@ -52,64 +53,60 @@ async def _target(db: DbDep, session: Session, run: Run, target_id: uuid.UUID | 
 async def skip_target(
     session_id: uuid.UUID,
     body: SkipRequest,
-    request: Request,
     user: Operator,
     db: DbDep,
     bus: BusDep,
+    act: AuditDep,
 ) -> RunView:
     """Skip the target being acquired (or a queued one) at the run's next safe point."""
-    async with Audited(request, user, "skip-target", session_id) as act:
-        session = await session_or_404(db, session_id)
-        run = await live_run_or_409(db, session, "skip a target")
-        act.run_id = run.id
-        target = await _target(db, session, run, body.target_id)
-        act.target = str(target.id)
-        if target.status not in LEFT:
-            raise HTTPException(
-                status.HTTP_409_CONFLICT,
-                f"{_name(target)} is {target.status or 'not queued'}: only a target being"
-                " acquired or queued can be skipped",
-            )
-        await publish(
-            bus, m.SkipTarget(run_id=run.id, target_id=target.id, requested_by=user.username)
+    session = await session_or_404(db, session_id)
+    run = await live_run_or_409(db, session, "skip a target")
+    act.run_id = run.id
+    target = await _target(db, session, run, body.target_id)
+    act.target = str(target.id)
+    if target.status not in LEFT:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"{_name(target)} is {target.status or 'not queued'}: only a target being"
+            " acquired or queued can be skipped",
         )
-        return run_view(run)
+    await act.commit()
+    await publish(bus, m.SkipTarget(run_id=run.id, target_id=target.id, requested_by=user.username))
+    return run_view(run)
 
 
 @router.post("/skip-square", status_code=202)
 async def skip_square(
     session_id: uuid.UUID,
     body: SkipRequest,
-    request: Request,
     user: Operator,
     db: DbDep,
     bus: BusDep,
+    act: AuditDep,
 ) -> RunView:
     """Skip the rest of a square (``target_id``: the square, or one of its holes): the square
     if still queued or being imaged, its queued holes, and the hole being exposed, each at
     the run's next safe point."""
-    async with Audited(request, user, "skip-square", session_id) as act:
-        session = await session_or_404(db, session_id)
-        run = await live_run_or_409(db, session, "skip a square")
-        act.run_id = run.id
-        target = await _target(db, session, run, body.target_id)
-        square_id = target.parent_id if target.kind == "hole" else target.id
-        act.target = str(square_id)
-        left = await db.scalar(
-            select(Target.id)
-            .where(
-                Target.session_id == session.id,
-                or_(Target.id == square_id, Target.parent_id == square_id),
-                Target.status.in_(LEFT),
-            )
-            .limit(1)
+    session = await session_or_404(db, session_id)
+    run = await live_run_or_409(db, session, "skip a square")
+    act.run_id = run.id
+    target = await _target(db, session, run, body.target_id)
+    square_id = target.parent_id if target.kind == "hole" else target.id
+    act.target = str(square_id)
+    left = await db.scalar(
+        select(Target.id)
+        .where(
+            Target.session_id == session.id,
+            or_(Target.id == square_id, Target.parent_id == square_id),
+            Target.status.in_(LEFT),
         )
-        if left is None:
-            raise HTTPException(
-                status.HTTP_409_CONFLICT,
-                f"nothing of square {square_id.hex[:6]} is being acquired or queued",
-            )
-        await publish(
-            bus, m.SkipSquare(run_id=run.id, square_id=square_id, requested_by=user.username)
+        .limit(1)
+    )
+    if left is None:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"nothing of square {square_id.hex[:6]} is being acquired or queued",
         )
-        return run_view(run)
+    await act.commit()
+    await publish(bus, m.SkipSquare(run_id=run.id, square_id=square_id, requested_by=user.username))
+    return run_view(run)
