@@ -89,7 +89,9 @@ async def test_operator_direct_admin_post_is_forbidden(
             f"{fake_stack.url}/sessions/{fake_stack.session.id}/{action}", headers=await csrf(page)
         )
         assert r.status == 403, action
-        assert "Not allowed for your role" in await r.text()
+        assert (
+            "Not allowed" in await r.text() and "you are signed in as an operator" in await r.text()
+        )
 
 
 async def test_staff_force_kill_then_start(fake_stack: FakeStack, browser: Browser) -> None:
@@ -478,3 +480,61 @@ async def test_hidden_pages_free_their_connections_for_a_seventh(
     await seventh.goto(f"{stack.url}/sessions/{stack.other.id}")
     await stream_open(seventh)
     await expect(first.locator("#live")).to_have_text("Live")  # the shown one kept its stream
+
+
+@pytest.mark.parametrize(
+    ("status", "detail", "shown"),
+    [
+        (
+            403,
+            "Only operators and staff can do this; you are signed in as a viewer.",
+            "Not allowed",
+        ),
+        (409, "run 1 is starting; stop it first", "Refused"),
+        (422, [{"loc": ["body", "enabled"], "msg": "Input should be a valid boolean"}], "Refused"),
+    ],
+)
+async def test_a_refusal_is_a_message_not_a_console_error(
+    fake_stack: FakeStack, browser: Browser, status: int, detail: object, shown: str
+) -> None:
+    """htmx reported a refused control as an error ("Response Status Error Code 409 …"), and
+    Chromium reports any 4xx answer as one ("Failed to load resource"): the page only shows
+    the message."""
+    page = await open_session(browser, fake_stack, "operator")
+    errors = console_errors(page)
+    fake_stack.fake.fail_next = (status, detail)
+    fake_stack.fake.fail_only = "/pause-between-grids"  # not the stream's own reads
+    await page.locator("#pause-toggle").click()
+    message = page.locator("#messages .message")
+    await expect(message).to_contain_text(f"{shown}:")
+    expected = "enabled: Input should be a valid boolean" if status == 422 else str(detail)
+    await expect(message).to_contain_text(expected)
+    await message.get_by_role("button", name="Dismiss message").click()
+    await expect(page.locator("#messages")).to_be_empty()
+    assert errors == []
+
+
+async def test_how_a_run_ended_goes_for_everyone_once_noted(
+    fake_stack: FakeStack, browser: Browser
+) -> None:
+    """'Lease lost' belongs to its run: it says which run and when it ended, and once an
+    operator has taken note it goes from every open page, and a later visitor never sees it."""
+    stack, fake = fake_stack, fake_stack.fake
+    page = await open_session(browser, stack, "operator")
+    await page.get_by_role("button", name="Start", exact=True).click()
+    await expect(page.locator("#run-state")).to_have_text("running")
+    viewer = await open_session(browser, stack, "viewer")
+    await fake.set_state(stack.session, RunState.ENDED, ExitReason.LOST, detail="lease gone")
+    for p in (page, viewer):
+        notice = p.locator(".popup.ended-run")
+        await expect(notice).to_contain_text("Lease lost")
+        await expect(notice.locator(".popup-run")).to_contain_text("run 1, ended ")
+    await expect(viewer.locator(".popup .ack")).to_have_count(0)  # a viewer hides it, locally
+    errors = console_errors(page)
+    await page.locator(".popup.ended-run").get_by_role("button", name="Acknowledge").click()
+    for p in (page, viewer):
+        await expect(p.locator("#popups")).not_to_contain_text("Lease lost")
+    later = await open_session(browser, stack, "viewer")
+    await expect(later.locator("#exit-reason")).to_have_text("lost")
+    await expect(later.locator("#popups")).not_to_contain_text("Lease lost")
+    assert errors == []

@@ -124,7 +124,7 @@ async def test_operator_walk(live: Live, browser: Browser) -> None:
     await expect(page.locator("#exit-reason")).to_have_text("stopped")
 
     r = await page.request.post(f"{live.url}/sessions/{sid}/kill", headers=await csrf(page))
-    assert r.status == 403 and "Not allowed for your role" in await r.text()
+    assert r.status == 403 and "Only staff can force-kill a run" in await r.text()
 
 
 async def test_staff_force_kill_and_lock_warning(live: Live, browser: Browser) -> None:

@@ -47,6 +47,7 @@ ROUTES = [
     ("GET", "/api/squares/" + NIL, None, "viewer"),
     ("GET", "/api/images/" + NIL + ".png", None, "viewer"),
     ("GET", "/api/runs/" + NIL, None, "viewer"),
+    ("POST", "/api/sessions/{sid}/runs/" + NIL + "/acknowledge", None, "operator"),
     ("GET", "/api/audit", None, "staff"),
     ("GET", "/api/ops", None, "staff"),
     ("GET", "/api/ops/dead-letters", None, "staff"),
@@ -107,7 +108,10 @@ async def test_role_matrix(system: System) -> None:
     assert sorted(a["username"] for a in refused) == denied
     by = {(a["username"], a["action"]): a for a in refused}
     kill = by["operator", "kill"]
-    assert kill["session_id"] == session["id"] and "staff role required" in kill["detail"]
+    assert kill["session_id"] == session["id"]
+    assert kill["detail"] == "Only staff can force-kill a run; you are signed in as an operator."
+    start = by["viewer", "start"]["detail"]
+    assert start == "Only operators and staff can start a run; you are signed in as a viewer."
     assert by["operator", "remove-lock"]["target"] == "krios-2"
     assert by["viewer", "start"]["session_id"] == session["id"]
     assert by["operator", "dlq-purge"]["target"] == "processing.images"

@@ -230,6 +230,9 @@ class RunView(_View):
     exposures: int = 0
     exposures_failed: int = 0
     """Exposures whose processing failed (corrupt movie, failed fit): see the exposures table."""
+    acknowledged_by: str | None = None
+    """Who took note of how the ended run ended (its outcome is then no longer a pop-up)."""
+    acknowledged_at: datetime | None = None
 
 
 class GridView(_View):

@@ -365,7 +365,12 @@ class FakeApi:
             if name not in PASSWORDS:
                 raise HTTPException(401, "not logged in")
             if ROLE_RANK[name] < ROLE_RANK[need]:
-                raise HTTPException(403, f"needs role {need}")
+                who = {"operator": "operators and staff", "staff": "staff"}[need]
+                article = "an" if name[0] in "aeiou" else "a"
+                # session-api's words (session_api.auth.refusal), for any action
+                raise HTTPException(
+                    403, f"Only {who} can do this; you are signed in as {article} {name}."
+                )
             return name
 
         def sess(session_id: UUID) -> Sess:
@@ -484,6 +489,8 @@ class FakeApi:
                 "decision": None,
                 "current_grid": s.grids[0].name if s.grids else None,
                 "exposures": 0,
+                "acknowledged_by": None,
+                "acknowledged_at": None,
             }
             s.runs.append(run)
             if scope.holder is not None:
@@ -554,6 +561,22 @@ class FakeApi:
                 raise HTTPException(409, "no live run to kill")
             await fake.set_state(s, RunState.ENDED, ExitReason.KILLED)
             return fake.run_view(s, s.runs[-1])
+
+        @app.post("/api/sessions/{session_id}/runs/{run_id}/acknowledge")
+        async def acknowledge(
+            session_id: UUID, run_id: UUID, authorization: Auth = None
+        ) -> RunView:
+            who = user_of(authorization, "operator")
+            s = sess(session_id)
+            run = next((r for r in s.runs if r["id"] == run_id), None)
+            if run is None:
+                raise HTTPException(404, f"no run {run_id} in session {s.name}")
+            if run["state"] is not RunState.ENDED:
+                raise HTTPException(409, f"run {run['number']} has not ended yet")
+            if run["acknowledged_by"] is None:
+                run.update(acknowledged_by=who, acknowledged_at=now())
+                await fake.announce(s, f"run {run['number']} acknowledged", who)
+            return fake.run_view(s, run)
 
         @app.put("/api/sessions/{session_id}/pause-between-grids")
         async def pause(

@@ -4,6 +4,7 @@ control's answer is only its outcome for the message area (the stream draws the 
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -111,8 +112,61 @@ async def test_a_stop_honoured_at_once_still_shows_its_notice(
     await press(ui, f"/sessions/{world.session.id}/stop")
     await world.fake.set_state(world.session, RunState.ENDED, ExitReason.STOPPED)
     text = await page(ui, world)
-    assert "Stop signal received" in text and "The run stopped after finishing" in text
+    assert "Run 1 stopped" in text and "The run stopped after finishing" in text
+    assert "Stop signal received" not in text, "said in the past tense, of its run"
     assert 'class="main start"' in text
+
+
+@pytest.mark.parametrize(
+    ("reason", "title"),
+    [
+        (ExitReason.LOST, "Lease lost"),
+        (ExitReason.KILLED, "Run 1 was force-killed"),
+        (ExitReason.FAILED, "Run 1 failed"),
+        (ExitReason.STOPPED, "Run 1 stopped"),
+    ],
+)
+async def test_how_a_run_ended_is_shown_until_someone_takes_note(
+    ui: httpx.AsyncClient, world: World, reason: ExitReason, title: str
+) -> None:
+    """A notice about how the last run ended names that run and when it ended (a visitor
+    later cannot take it for news), and goes for everyone once an operator took note."""
+    run = await start_run(ui, world)
+    await world.fake.set_state(world.session, RunState.ENDED, reason)
+    text = await page(ui, world)
+    assert title in text and f'data-key="{reason}-{run["id"]}"' in text
+    assert re.search(r'class="popup-run"[^>]*>run 1, ended \d{4}-\d\d-\d\d [\d:]+ UTC<', text)
+    ack = f'hx-post="/sessions/{world.session.id}/runs/{run["id"]}/acknowledge"'
+    assert ack in text and ">Acknowledge</button>" in text
+    await login(ui, "viewer")
+    text = await page(ui, world)
+    assert title in text and ack not in text and 'class="link dismiss"' in text, "hides it locally"
+    await login(ui, "operator")
+    r = await press(ui, f"/sessions/{world.session.id}/runs/{run['id']}/acknowledge")
+    assert r.text.strip() == ""
+    assert title not in await page(ui, world)
+    assert run["acknowledged_by"] == "operator"
+
+
+async def test_a_new_run_leaves_the_last_ones_notices_behind(
+    ui: httpx.AsyncClient, world: World
+) -> None:
+    await start_run(ui, world)
+    await world.fake.set_state(world.session, RunState.ENDED, ExitReason.LOST)
+    assert "Lease lost" in await page(ui, world)
+    await press(ui, f"/sessions/{world.session.id}/start")
+    text = await page(ui, world)
+    assert "Lease lost" not in text and ">running<" in text
+
+
+async def test_a_run_that_stopped_long_ago_says_nothing(
+    ui: httpx.AsyncClient, world: World
+) -> None:
+    run = await start_run(ui, world)
+    await world.fake.set_state(world.session, RunState.ENDED, ExitReason.STOPPED)
+    run["ended_at"] -= timedelta(minutes=11)
+    text = await page(ui, world)
+    assert f'data-key="stopped-{run["id"]}"' not in text and "Run 1 stopped" not in text
 
 
 async def test_staff_sees_admin_buttons_with_confirmations(
@@ -139,7 +193,8 @@ async def test_forbidden_post_shows_role_message(ui: httpx.AsyncClient, world: W
     r = await press(ui, f"/sessions/{world.session.id}/kill")
     # answered 200 to htmx: a 4xx is an error in the browser's console, and nothing failed
     assert r.headers["Gridpilot-Status"] == "403"
-    assert "Not allowed for your role" in r.text and "(operator)" in r.text
+    assert "<strong>Not allowed:</strong> Only staff can do this" in r.text
+    assert "you are signed in as an operator." in r.text
     plain = await ui.post(f"/sessions/{world.session.id}/kill")
     assert plain.status_code == 403, "not from htmx: the status says it"
     other = await ui.post(f"/sessions/{world.session.id}/kill", headers={"HX-Request": "true"})

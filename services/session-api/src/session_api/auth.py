@@ -21,7 +21,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proto.api import ROLE_RANK, Role
-from session_api.audit import SAFE_METHODS
+from session_api.audit import SAFE_METHODS, action_of
 from session_api.db.models import Token, User
 from session_api.db.types import utcnow
 from session_api.deps import DbDep, SettingsDep
@@ -136,6 +136,38 @@ async def current_user(request: Request, db: DbDep, settings: SettingsDep) -> Cu
     return current
 
 
+ACTIONS = {
+    "start": "start a run",
+    "stop": "stop a run",
+    "pause-between-grids": "turn pause between grids on or off",
+    "decision": "answer the pause prompt",
+    "add-targets": "queue targets",
+    "remove-targets": "take targets out of the queue",
+    "force-start": "force start a run",
+    "kill": "force-kill a run",
+    "remove-lock": "remove a scope lock",
+    "acknowledge": "take note of how a run ended",
+    "create-session": "create a session",
+    "get-audit": "read the audit log",
+    "overview": "see the operations page",
+    "dead-letters": "see the dead letters",
+    "dlq-replay": "replay dead letters",
+    "dlq-discard": "discard dead letters",
+    "dlq-purge": "purge dead letters",
+}
+"""What each route does, in words, by its audited action name (a route not listed here is
+refused as "do this")."""
+WHO = {"viewer": "signed-in users", "operator": "operators and staff", "staff": "staff"}
+
+
+def refusal(request: Request, role: Role, user: CurrentUser) -> str:
+    """The refusal in plain words: "Only operators and staff can start a run; you are signed
+    in as a viewer." """
+    what = ACTIONS.get(action_of(request), "do this")
+    article = "an" if user.role[0] in "aeiou" else "a"
+    return f"Only {WHO[role]} can {what}; you are signed in as {article} {user.role}."
+
+
 def require(role: Role) -> Callable[..., Coroutine[Any, Any, CurrentUser]]:
     """A dependency that answers 403 unless the user has at least ``role``."""
 
@@ -144,7 +176,7 @@ def require(role: Role) -> Callable[..., Coroutine[Any, Any, CurrentUser]]:
     ) -> CurrentUser:
         if not user.at_least(role):
             # audited by the app's handler (an unsafe request of a known user)
-            detail = f"{role} role required; {user.username} is {user.role}"
+            detail = refusal(request, role, user)
             raise HTTPException(status.HTTP_403_FORBIDDEN, detail)
         return user
 

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -200,14 +200,20 @@ class Projector:
         run = await db.get(Run, e.run_id)
         if run is None or run.state == RunState.ENDED:  # settled when it ended
             return
+        before = {str(i["target_id"]): i["status"] for i in (run.queue or {}).get("items", [])}
         run.queue = {
             "items": [i.model_dump(mode="json") for i in e.items],
             "counts": e.counts,
         }
+        # only the targets whose status changed, one statement per status: a run sends its
+        # whole queue before and after every acquisition, and a statement per item held the
+        # projector (every other run's events waited) for seconds under load
+        changed: dict[str, list[uuid.UUID]] = {}
         for item in e.items:
-            await db.execute(
-                update(Target).where(Target.id == item.target_id).values(status=item.status)
-            )
+            if before.get(str(item.target_id)) != item.status:
+                changed.setdefault(item.status, []).append(item.target_id)
+        for status, ids in changed.items():
+            await db.execute(update(Target).where(Target.id.in_(ids)).values(status=status))
 
     # --- grids and images ---------------------------------------------------------------
 
@@ -269,26 +275,32 @@ class Projector:
         self, db: AsyncSession, run_id: uuid.UUID, found: tuple[m.Target, ...]
     ) -> None:
         session_id = await db.scalar(select(Run.session_id).where(Run.id == run_id))
-        if session_id is None:
+        if session_id is None or not found:
             return
-        for t in found:
-            if await db.get(Target, t.target_id) is None:
-                db.add(
-                    Target(
-                        id=t.target_id,
-                        kind=t.kind,
-                        session_id=session_id,
-                        run_id=run_id,
-                        grid_id=t.grid_id,
-                        parent_id=t.parent_id,
-                        y=t.y,
-                        x=t.x,
-                        size_px=t.size_px,
-                        cls=t.cls,
-                        score=t.score,
-                        ice_nm=t.ice_nm,
-                    )
-                )
+        # one read for all of them: a square image has hundreds of holes, and a read each
+        # held the projector (every other run's events waited) for seconds under load
+        ids = [t.target_id for t in found]
+        known = set((await db.scalars(select(Target.id).where(Target.id.in_(ids)))).all())
+        rows = [
+            {
+                "id": t.target_id,
+                "kind": t.kind,
+                "session_id": session_id,
+                "run_id": run_id,
+                "grid_id": t.grid_id,
+                "parent_id": t.parent_id,
+                "y": t.y,
+                "x": t.x,
+                "size_px": t.size_px,
+                "cls": t.cls,
+                "score": t.score,
+                "ice_nm": t.ice_nm,
+            }
+            for t in found
+            if t.target_id not in known
+        ]
+        if rows:
+            await db.execute(insert(Target), rows)
 
     async def _squares(self, db: AsyncSession, e: m.SquaresFound) -> None:
         await self._targets(db, e.run_id, e.squares)

@@ -40,6 +40,8 @@ def run_view(run: Run) -> api.RunView:
         current_grid=run.current_grid,
         exposures=run.exposures,
         exposures_failed=run.exposures_failed or 0,
+        acknowledged_by=run.acknowledged_by,
+        acknowledged_at=run.acknowledged_at,
     )
 
 

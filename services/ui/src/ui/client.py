@@ -326,6 +326,10 @@ class ApiClient:
         r = await self._send("POST", f"/api/sessions/{session_id}/kill")
         return RunView.model_validate_json(r.content)
 
+    async def acknowledge(self, session_id: UUID, run_id: UUID) -> RunView:
+        r = await self._send("POST", f"/api/sessions/{session_id}/runs/{run_id}/acknowledge")
+        return RunView.model_validate_json(r.content)
+
     async def set_pause(self, session_id: UUID, enabled: bool) -> None:
         url = f"/api/sessions/{session_id}/pause-between-grids"
         await self._send("PUT", url, json={"enabled": enabled})

@@ -46,6 +46,8 @@ class Popup:
     links: tuple[tuple[str, str], ...] = ()
     alert: str = ""
     """Set on the notices a browser alert is for (a scope lock): the same key alerts once."""
+    run: RunView | None = None
+    """The ended run this notice is about (shown with it; gone once someone took note)."""
 
 
 @dataclass(frozen=True)
@@ -144,42 +146,30 @@ def _holder_links(holder: LeaseHolderView, session: SessionView) -> tuple[tuple[
 
 
 RECENT = timedelta(minutes=10)
-
-
-def _recent(run: RunView) -> bool:
-    return run.ended_at is not None and datetime.now(UTC) - run.ended_at < RECENT
+"""How long a run that stopped as asked still says so (a stop honoured at once must not flash
+by unseen). The other ways a run can end are shown until someone takes note."""
 
 
 def popups(ctx: SessionContext) -> list[Popup]:
-    """The notices the seed lists, in order of urgency; the decision prompt is separate."""
-    out: list[Popup] = []
+    """The notices the seed lists, in order of urgency; the decision prompt is separate.
+
+    Notices about how the session's latest run ended belong to that run (``Popup.run``): the
+    page marks them with the run and when it ended, and they go once someone has taken note
+    (acknowledged it, for every reader) or a new run starts."""
     run, session, holder = ctx.run, ctx.session, ctx.holder
-    ended = run is not None and run.state is RunState.ENDED
-    if run is not None and ended and run.exit_reason is ExitReason.LOCKED:
-        # what the run found when it tried (its detail names the holder then); who holds the
-        # scope now is the next notice's, live
-        why = run.detail or f"{session.microscope_name} was locked by another session"
-        out.append(
-            Popup(
-                "locked",
-                "warning",
-                "Scope locked",
-                f"Run {run.number} did not start: {why}."
-                + (f" {session.microscope_name} is free now." if holder is None else ""),
-                alert=f"locked:{run.id}",
-            )
-        )
+    out = _outcome(ctx, run) if run is not None and run.state is RunState.ENDED else []
     if holder is not None and holder.session_id != session.id:
-        out.append(
+        out.insert(
+            1 if out and out[0].key.startswith("locked-") else 0,
             Popup(
-                "lock",
+                f"lock-{holder.run_id or holder.session_id}",
                 "warning",
                 "Scope in use",
                 f"{session.microscope_name} is in use by session {holder.session_name}"
                 f" on {holder.host} (PID {holder.pid}).",
                 _holder_links(holder, session),
                 alert=f"lock:{holder.run_id or holder.session_id}",
-            )
+            ),
         )
     if (
         run is not None
@@ -188,49 +178,50 @@ def popups(ctx: SessionContext) -> list[Popup]:
     ):
         out.append(
             Popup(
-                "stop",
+                f"stop-{run.id}",
                 "info",
                 "Stop signal received",
                 "The run will end after the current acquisition.",
             )
-        )
-    elif ended and run is not None and run.exit_reason is ExitReason.STOPPED and _recent(run):
-        # a stop honoured at once must not flash by unseen: the notice stays, in past tense
-        out.append(
-            Popup(
-                "stop",
-                "info",
-                "Stop signal received",
-                "The run stopped after finishing its current acquisition.",
-            )
-        )
-    if run is not None and ended and run.exit_reason is ExitReason.LOST:
-        out.append(
-            Popup(
-                "lost",
-                "critical",
-                "Lease lost",
-                "The run lost the microscope lease and stopped driving the scope."
-                + (f" {run.detail}" if run.detail else ""),
-            )
-        )
-    if run is not None and ended and run.exit_reason in (ExitReason.FAILED, ExitReason.KILLED):
-        word = "failed" if run.exit_reason is ExitReason.FAILED else "was force-killed"
-        out.append(
-            Popup(f"ended-{run.id}", "warning", f"Run {run.number} {word}", run.detail or "")
         )
     for volume in ctx.volumes:
         if volume.level != "ok":
             left = f", about {volume.hours_left:.1f} h left" if volume.hours_left else ""
             out.append(
                 Popup(
-                    f"disk-{volume.name}",
+                    f"disk-{volume.name}-{volume.level}",
                     "critical" if volume.level == "critical" else "warning",
                     "Disk low",
                     f"Volume {volume.name} is {volume.used_fraction:.0%} full{left}.",
                 )
             )
     return out
+
+
+def _outcome(ctx: SessionContext, run: RunView) -> list[Popup]:
+    """How the ended ``run`` ended, unless someone has taken note of it."""
+    if run.acknowledged_by is not None:
+        return []
+    key, reason, scope = f"{run.exit_reason}-{run.id}", run.exit_reason, ctx.session.microscope_name
+    if reason is ExitReason.LOCKED:
+        # what the run found when it tried (its detail names the holder then); who holds the
+        # scope now is the next notice's, live
+        why = run.detail or f"{scope} was locked by another session"
+        free = f" {scope} is free now." if ctx.holder is None else ""
+        text = f"Run {run.number} did not start: {why}.{free}"
+        return [Popup(key, "warning", "Scope locked", text, alert=f"locked:{run.id}", run=run)]
+    if reason is ExitReason.STOPPED and run.ended_at and datetime.now(UTC) - run.ended_at < RECENT:
+        text = "The run stopped after finishing its current acquisition."
+        return [Popup(key, "info", f"Run {run.number} stopped", text, run=run)]
+    if reason is ExitReason.LOST:
+        text = "The run lost the microscope lease and stopped driving the scope." + (
+            f" {run.detail}" if run.detail else ""
+        )
+        return [Popup(key, "critical", "Lease lost", text, run=run)]
+    if reason in (ExitReason.FAILED, ExitReason.KILLED):
+        word = "failed" if reason is ExitReason.FAILED else "was force-killed"
+        return [Popup(key, "warning", f"Run {run.number} {word}", run.detail or "", run=run)]
+    return []
 
 
 # --- which bus messages change which parts ---------------------------------------------------

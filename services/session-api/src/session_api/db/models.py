@@ -106,6 +106,9 @@ class Run(Base):
     exposures_failed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     """Exposures whose processing failed (``image.failed``: a corrupt movie, a failed fit)."""
     last_exposure_at: Mapped[datetime | None]
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64))
+    """Who took note of how the run ended: its outcome is no longer shown as a pop-up."""
+    acknowledged_at: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_runs_session_number", "session_id", "number", unique=True),)
 

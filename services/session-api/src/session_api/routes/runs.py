@@ -1,4 +1,4 @@
-"""Runs, squares, images and the audit log."""
+"""Runs (and taking note of how one ended), squares, images and the audit log."""
 
 from __future__ import annotations
 
@@ -10,10 +10,14 @@ from fastapi.responses import FileResponse
 from sqlalchemy import select
 
 from proto.api import AuditView, RefusalReport, RunView, SquareDetail
+from proto.states import RunState
 from session_api.audit import AuditDep
-from session_api.auth import Staff, Viewer
+from session_api.auth import Operator, Staff, Viewer
 from session_api.db.models import AuditEntry, Image, Run, Target
-from session_api.deps import DbDep, SettingsDep
+from session_api.db.types import utcnow
+from session_api.deps import BusDep, DbDep, SettingsDep
+from session_api.lookup import session_or_404
+from session_api.routes.control import announce
 from session_api.views import image_view, run_view, target_view
 
 router = APIRouter(prefix="/api", tags=["runs"])
@@ -24,6 +28,37 @@ async def get_run(run_id: uuid.UUID, user: Viewer, db: DbDep) -> RunView:
     run = await db.get(Run, run_id)
     if run is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no run {run_id}")
+    return run_view(run)
+
+
+@router.post("/sessions/{session_id}/runs/{run_id}/acknowledge", name="acknowledge")
+async def acknowledge(
+    session_id: uuid.UUID,
+    run_id: uuid.UUID,
+    user: Operator,
+    db: DbDep,
+    bus: BusDep,
+    act: AuditDep,
+) -> RunView:
+    """Take note of how an ended run ended: its outcome (lost, locked, failed, killed,
+    stopped) is no longer shown as a pop-up, to anyone. 409 while the run is live; taking
+    note twice changes nothing."""
+    session = await session_or_404(db, session_id)
+    run = await db.get(Run, run_id)
+    if run is None or run.session_id != session.id:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no run {run_id} in session {session.name}")
+    act.run_id = run.id
+    if run.state != RunState.ENDED:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"run {run.number} is {RunState(run.state).label}: it has not ended yet",
+        )
+    if run.acknowledged_by is not None:
+        await act.commit(detail=f"already by {run.acknowledged_by}")
+        return run_view(run)
+    run.acknowledged_by, run.acknowledged_at = user.username, utcnow()
+    await act.commit(detail=f"run {run.number} ended {run.exit_reason}")
+    await announce(bus, session, run.id, f"run {run.number} acknowledged", user)
     return run_view(run)
 
 

@@ -86,3 +86,10 @@ async def release_lock(request: Request, session_id: UUID, api: ApiDep) -> Respo
 async def kill(request: Request, session_id: UUID, api: ApiDep) -> Response:
     await api.kill(session_id)
     return _answer(request, "Force-kill sent.")
+
+
+@router.post("/sessions/{session_id}/runs/{run_id}/acknowledge")
+async def acknowledge(request: Request, session_id: UUID, run_id: UUID, api: ApiDep) -> Response:
+    """Take note of how an ended run ended: its pop-up goes, for every reader."""
+    await api.acknowledge(session_id, run_id)
+    return _answer(request)
