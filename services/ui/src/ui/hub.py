@@ -12,7 +12,8 @@ refreshes once for all its streams:
 * the streams' feeds report what changed (the same bus message reaches every stream; the hub
   keeps the first report of each ``message_id``), and one task per hub reads and renders;
   reports that arrive while it reads are coalesced into the next read, which starts after
-  they were committed (a feed hears of an event only once session-api has projected it);
+  they were committed (a feed hears of an event only once session-api has projected it,
+  and of session-api's own changes, ``SessionChanged``, once it has committed them);
 * each part is rendered once per role (partials may depend on the user's role, nothing else
   of the user) and handed to every stream, which sends it after any log lines it has waiting:
   a slow refresh never delays a log line;
