@@ -1,23 +1,27 @@
-"""Run control latency: request → state event projected by session-api (start, stop, pause,
-decision), on RabbitMQ (runs as child processes) and, for comparison, on the memory bus.
+"""Run control latency in the browser: a button pressed in Chromium → the new state in the
+page's DOM, on RabbitMQ with every service in its own process (``gridpilot up``) and each run
+in its own child process.
 
-Run ``uv run --frozen python benchmarks/control.py [--n N] [--quick] [--bus amqp,memory]``;
-prints a table and writes ``benchmarks/results/control.json``. See ``benchmarks/README.md``
-(section *control*) for what each row measures.
+Run ``uv run --frozen python benchmarks/control.py [--n N] [--quick]``; prints a table and
+writes ``benchmarks/results/control.json``. See ``benchmarks/README.md`` (section *control*)
+for what each row measures.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
-import math
 import os
+import signal
 import sys
 import tempfile
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,313 +32,345 @@ import common  # noqa: E402
 
 common.fix_sys_path()
 
-from proto import messages as m  # noqa: E402
-from proto.bus.memory import MemoryBus  # noqa: E402
-from proto.lease.memory import MemoryLeases  # noqa: E402
-from proto.settings import AmqpSettings  # noqa: E402
-from proto.states import RunState  # noqa: E402
-from support.system import System, running_system  # noqa: E402
+import httpx  # noqa: E402
+from playwright.async_api import Browser, Page, async_playwright  # noqa: E402
+from playwright.async_api import TimeoutError as PlaywrightTimeout  # noqa: E402
+
+from support.broker import delete_namespace  # noqa: E402
 
 TARGET_MS = 150.0
-GRIDS_MAX = 12  # SessionCreate allows at most 12 grids
-SLOW_FILE_S = 0.2  # krios-1 writes files slowly, so a started run is still running when stopped
-BUDGET_S = 900  # per bus: the whole measurement is abandoned after this long
+LOCKED_TARGET_MS = 1000.0
+"""A start that finds the scope locked: the run's log line → `locked` shown (issue 16)."""
+GRIDS = 12  # SessionCreate allows at most 12 grids
+BUDGET_S = 1800
+PASSWORD = "bench-control-password"
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [  # tests/browser/helpers.ARGS
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# Small, fast simulated scopes. The first writes its movies slowly, so a started run is still
+# running when it is stopped; the second runs grids to the pause-between-grids prompt.
+SCOPES = [
+    {
+        "id": "bench-1",
+        "name": "Bench 1",
+        "speed": 2000,
+        "atlas_px": 1024,
+        "square_px": 768,
+        "movie_px": 256,
+        "frames": 4,
+        "faults": {"slow_file_s": 0.5},
+    },
+    {
+        "id": "bench-2",
+        "name": "Bench 2",
+        "speed": 5000,
+        "atlas_px": 1024,
+        "square_px": 768,
+        "movie_px": 256,
+        "frames": 4,
+    },
+]
 
 log = logging.getLogger("bench.control")
 Raw = dict[str, list[float]]
 
+WATCH = """
+(checks) => {
+  // Note (performance.now()) when the next click happens, when its answer has come, and
+  // when each named check first holds after it (a MutationObserver: the moment the DOM
+  // changed, before the frame is painted).
+  const text = (sel) => {
+    const el = document.querySelector(sel);
+    return el ? el.textContent.trim() : "";
+  };
+  const run = () => {
+    const el = document.querySelector("#process code[title]");
+    return el ? el.title : "";
+  };
+  const lines = (word) => Array.from(document.querySelectorAll("#log-acquisition li"))
+      .filter((li) => li.textContent.includes(word)).length;
+  const was = { run: run(), lockLines: lines("not connecting") };
+  const CHECKS = {
+    live: () => !!document.querySelector("#controls .main.stop"),
+    running: () => run() !== was.run && text("#run-state") === "running",
+    pause_on: () => text("#pause-toggle b") === "on",
+    pause_off: () => text("#pause-toggle b") === "off",
+    stopping: () => !!document.querySelector("#controls .main.stopping"),
+    ended: () => text("#run-state") === "ended",
+    lock_log: () => lines("not connecting") > was.lockLines,
+    locked: () => run() !== was.run && text("#exit-reason") === "locked",
+    reprompt: () => !!document.querySelector("#decision .reprompt"),
+    next_grid: () => !document.querySelector("#decision") && text("#run-state") === "running",
+  };
+  const b = window.__bench = { press: null, answer: null, seen: {} };
+  const check = () => {
+    if (b.press === null) return;
+    for (const name of checks) {
+      if (!(name in b.seen) && CHECKS[name]()) b.seen[name] = performance.now();
+    }
+    if (checks.every((name) => name in b.seen)) observer.disconnect();
+  };
+  const observer = new MutationObserver(check);
+  const all = { subtree: true, childList: true, characterData: true, attributes: true };
+  observer.observe(document.body, all);
+  const first = { capture: true, once: true };
+  document.addEventListener("click", (e) => { b.press = e.timeStamp; check(); }, first);
+  // the answer: when its response ended (resource timing; htmx's own events go to the pressed
+  // button, which the stream may have replaced by then)
+  performance.clearResourceTimings();
+  new PerformanceObserver((list) => {
+    for (const r of list.getEntries()) {
+      if (b.answer === null && r.initiatorType === "xmlhttprequest") b.answer = r.responseEnd;
+    }
+  }).observe({ type: "resource" });
+}
+"""
 
-class Stamps:
-    """When (perf_counter) session-api's projector finished each event, by message id.
 
-    A projector listener runs right after the event's transaction committed and after
-    session-api published ``StateProjected`` for it (the ui's cue to re-render the page)."""
+@dataclass
+class Up:
+    """``gridpilot up`` on a fresh broker namespace and database."""
 
-    def __init__(self) -> None:
-        self.at: dict[uuid.UUID, float] = {}
-
-    async def __call__(self, message: m.Message) -> None:
-        self.at.setdefault(message.message_id, time.perf_counter())
-
-    def ms(self, message: m.Message, t0: float) -> float:
-        return (self.at[message.message_id] - t0) * 1000
+    ui: str
+    api: str
+    proc: asyncio.subprocess.Process
 
 
-def is_state(run_id: uuid.UUID, state: RunState) -> Callable[[m.RunStateChanged], bool]:
-    return lambda e: e.run_id == run_id and e.state == state
-
-
-def of_run(run_id: uuid.UUID) -> Callable[[m.Message], bool]:
-    return lambda e: e.run_id == run_id
-
-
-def reprompt_of(run_id: uuid.UUID) -> Callable[[m.DecisionRequested], bool]:
-    return lambda e: e.run_id == run_id and e.reprompt_reason is not None
-
-
-def pause_of(run_id: uuid.UUID, enabled: bool) -> Callable[[m.PauseBetweenGridsChanged], bool]:
-    return lambda e: e.run_id == run_id and e.enabled == enabled
-
-
-async def settle(system: System, sid: str, run_id: uuid.UUID | None) -> None:
-    """Make sure ``run_id`` has ended (stop, then force-kill), so nothing is left running."""
-    if run_id is None:
-        return
-    run = (await system.clients["viewer"].get(f"/api/runs/{run_id}")).json()
-    if run.get("state") == "ended":
-        return
-    await system.clients["operator"].post(f"/api/sessions/{sid}/stop")
+@contextlib.asynccontextmanager
+async def gridpilot_up(root: Path) -> AsyncIterator[Up]:
+    ns = f"benchctl{uuid.uuid4().hex[:8]}"
+    ui_port, api_port = common_free_port(), common_free_port()
+    env = {
+        **os.environ,
+        "AMQP_NAMESPACE": ns,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{root / 'gp.db'}",
+        "ACQUISITION_MICROSCOPES": json.dumps(SCOPES),
+        "ACQUISITION_SQUARES_PER_GRID": "1",
+        "ACQUISITION_HOLES_PER_SQUARE": "2",
+        "ACQUISITION_METRICS_PORT": str(common_free_port()),
+        "PROCESSING_METRICS_PORT": str(common_free_port()),
+    }
+    gridpilot = str(Path(sys.executable).parent / "gridpilot")
+    add = await asyncio.create_subprocess_exec(
+        gridpilot, "users", "add", "operator", "--role", "operator", env=env,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    await add.communicate(f"{PASSWORD}\n".encode())
+    if add.returncode != 0:
+        raise RuntimeError("gridpilot users add failed")
+    proc = await asyncio.create_subprocess_exec(
+        gridpilot, "up", "--root", str(root), "--ui-port", str(ui_port),
+        "--api-port", str(api_port), env=env, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None
     try:
-        await system.ended(run_id, timeout=30)
-    except TimeoutError:
-        log.warning("run %s did not stop in 30 s; force-killing it", run_id)
-        await system.clients["staff"].post(f"/api/sessions/{sid}/kill")
-        await system.ended(run_id, timeout=30)
-
-
-async def start_stop_pause(system: System, stamps: Stamps, n: int, raw: Raw) -> None:
-    """n runs on krios-1: start, pause on, pause off, stop; each run ends before the next."""
-    op = system.clients["operator"]
-    sid = (await system.session("bench-control", microscope="krios-1", grids=3))["id"]
-    run_id: uuid.UUID | None = None
-    try:
-        for _ in range(n):
-            mark = system.mark()
-            t0 = time.perf_counter()
-            r = await op.post(f"/api/sessions/{sid}/start")
-            t_ack = time.perf_counter()
-            assert r.status_code == 202, r.text
-            run_id = uuid.UUID(r.json()["run_id"])
-            starting = await system.wait_for(
-                m.RunStateChanged, is_state(run_id, RunState.STARTING), after=mark, timeout=60
-            )
-            running = await system.wait_for(
-                m.RunStateChanged, is_state(run_id, RunState.RUNNING), after=mark, timeout=60
-            )
-            raw["start → 202 (run row `starting`)"].append((t_ack - t0) * 1000)
-            raw["start → `starting` event"].append(stamps.ms(starting, t0))
-            raw["start → `running` event"].append(stamps.ms(running, t0))
-
-            for enabled in (True, False):
-                mark = system.mark()
-                t0 = time.perf_counter()
-                r = await op.put(
-                    f"/api/sessions/{sid}/pause-between-grids", json={"enabled": enabled}
-                )
-                t_http = time.perf_counter()
-                assert r.status_code == 200, r.text
-                changed = await system.wait_for(
-                    m.PauseBetweenGridsChanged,
-                    pause_of(run_id, enabled),
-                    after=mark,
-                )
-                raw["pause toggle → PauseBetweenGridsChanged"].append(stamps.ms(changed, t0))
-                raw["http: PUT pause-between-grids"].append((t_http - t0) * 1000)
-
-            mark = system.mark()
-            t0 = time.perf_counter()
-            r = await op.post(f"/api/sessions/{sid}/stop")
-            t_http = time.perf_counter()
-            assert r.status_code == 202, r.text
-            stopping = await system.wait_for(
-                m.RunStateChanged, is_state(run_id, RunState.STOPPING), after=mark
-            )
-            ended = await system.ended(run_id, timeout=60)
-            assert ended.exit_reason == "stopped", ended
-            raw["stop → `stopping` event"].append(stamps.ms(stopping, t0))
-            raw["http: POST stop"].append((t_http - t0) * 1000)
-            raw["stop → `ended` event (soft stop)"].append(stamps.ms(ended, t0))
+        async with asyncio.timeout(120):
+            while b"Gridpilot is up" not in await proc.stdout.readline():
+                if proc.returncode is not None:
+                    raise RuntimeError("gridpilot up exited")
+        yield Up(f"http://127.0.0.1:{ui_port}", f"http://127.0.0.1:{api_port}", proc)
     finally:
-        await settle(system, sid, run_id)
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                async with asyncio.timeout(30):
+                    await proc.wait()
+            except TimeoutError:
+                proc.kill()
+        delete_namespace(ns)
 
 
-async def processing_idle(system: System, run_id: uuid.UUID, timeout: float = 20) -> None:
-    """Wait until every exposure of ``run_id`` acquired so far has been processed (or failed).
+def common_free_port() -> int:
+    import socket
 
-    Gives up after ``timeout`` with a warning: an exposure whose processing message was
-    dead-lettered never gets a result event, so "idle" cannot be told from the events."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def api_client(up: Up) -> httpx.AsyncClient:
+    client = httpx.AsyncClient(base_url=up.api, timeout=30)
+    r = await client.post("/api/auth/token", json={"username": "operator", "password": PASSWORD})
+    r.raise_for_status()
+    client.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
+    async with asyncio.timeout(60):  # acquisition reports its microscopes within seconds
+        while len((await client.get("/api/microscopes")).json()) < len(SCOPES):
+            await asyncio.sleep(0.2)  # another process: nothing to subscribe to from here
+    return client
+
+
+async def new_session(api: httpx.AsyncClient, name: str, scope: str, **extra: Any) -> str:
+    grids = extra.pop("grids", 2)
+    body = {"name": name, "microscope_id": scope, "grids": [f"g{i + 1}" for i in range(grids)]}
+    r = await api.post("/api/sessions", json={**body, **extra})
+    r.raise_for_status()
+    return str(r.json()["id"])
+
+
+async def open_page(browser: Browser, up: Up, sid: str) -> Page:
+    page = await browser.new_page(viewport={"width": 1440, "height": 900})
+    page.set_default_timeout(60_000)
+    await page.goto(f"{up.ui}/login?next=/sessions/{sid}")
+    await page.get_by_label("Username").fill("operator")
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Log in").click()
+    await page.wait_for_url(f"{up.ui}/sessions/{sid}")
+    await page.wait_for_function("document.documentElement.dataset.stream === 'open'")
+    return page
+
+
+async def press(page: Page, button: str, *checks: str, timeout_s: float = 60) -> dict[str, float]:
+    """Click ``button`` (a CSS selector) and wait until every check holds; returns ms from the
+    click to each check, and to the answer (``answer``)."""
+    await page.evaluate(WATCH, list(checks))
+    await page.locator(button).click()
+    names = json.dumps(list(checks))
     try:
-        await _processing_idle(system, run_id, timeout)
-    except TimeoutError:
-        log.warning("run %s: an exposure has no processing result after %s s", run_id, timeout)
+        await page.wait_for_function(
+            f"window.__bench.answer !== null && {names}.every((n) => n in window.__bench.seen)",
+            timeout=timeout_s * 1000,
+            polling=50,
+        )
+    except PlaywrightTimeout as exc:
+        shown = await page.evaluate(
+            """() => ({bench: window.__bench,
+                       controls: document.querySelector('#controls').outerHTML,
+                       process: document.querySelector('#process').innerText,
+                       messages: document.querySelector('#messages').innerText})"""
+        )
+        raise RuntimeError(f"{button} → {checks} never shown: {shown}") from exc
+    got: dict[str, Any] = await page.evaluate("window.__bench")
+    out = {name: got["seen"][name] - got["press"] for name in checks}
+    out["answer"] = got["answer"] - got["press"]
+    return out
 
 
-async def _processing_idle(system: System, run_id: uuid.UUID, timeout: float) -> None:
-    async with asyncio.timeout(timeout):
-        while True:
-            seen = system.mark()
-            events = system.projected[:seen]
-            acquired = {
-                e.exposure_id
-                for e in events
-                if isinstance(e, m.ExposureAcquired) and e.run_id == run_id
-            }
-            done = {
-                e.exposure_id
-                for e in events
-                if isinstance(e, m.ExposureProcessed) and e.run_id == run_id
-            }
-            done |= {
-                e.image_id for e in events if isinstance(e, m.ImageFailed) and e.run_id == run_id
-            }
-            if acquired <= done:
-                return
-            await system.wait_for(
-                m.Message,
-                lambda e: isinstance(e, m.ExposureProcessed | m.ImageFailed) and e.run_id == run_id,
-                after=seen,
-                timeout=timeout,
-            )
+async def start_stop_lock(
+    browser: Browser, up: Up, api: httpx.AsyncClient, n: int, raw: Raw
+) -> None:
+    """n runs on bench-1: Start, pause on, pause off, a second session's Start that finds the
+    scope locked, Stop; each run ends before the next. Every run is of a fresh session (a
+    restarted one would leave out the grids its earlier runs finished, and run out of them)."""
+    page = await open_page(browser, up, await new_session(api, "bench", "bench-1"))
+    locked = await open_page(browser, up, await new_session(api, "bench locked", "bench-1"))
+    for i in range(n):
+        sid = await new_session(api, f"bench control {i}", "bench-1", grids=GRIDS)
+        await page.goto(f"{up.ui}/sessions/{sid}")
+        await page.wait_for_function("document.documentElement.dataset.stream === 'open'")
+        t = await press(page, "#controls .main.start", "live", "running")
+        raw["Start → run shown (Stop button)"].append(t["live"])
+        raw["Start → `running` shown"].append(t["running"])
+        raw["answer: Start"].append(t["answer"])
+        for word in ("on", "off"):
+            t = await press(page, "#pause-toggle", f"pause_{word}")
+            raw[f"pause toggle → `{word}` shown"].append(t[f"pause_{word}"])
+            raw["answer: pause toggle"].append(t["answer"])
+        t = await press(locked, "#controls .main.start", "lock_log", "locked")
+        raw["locked Start: log line → `locked` shown"].append(t["locked"] - t["lock_log"])
+        raw["locked Start → `locked` shown"].append(t["locked"])
+        t = await press(page, "#controls .main.stop", "stopping", "ended")
+        raw["Stop → `stopping…` shown"].append(t["stopping"])
+        raw["Stop → `ended` shown (soft stop)"].append(t["ended"])
+        raw["answer: Stop"].append(t["answer"])
+        log.info("run %d of %d: start, pause on/off, locked start, stop", i + 1, n)
+    await page.close()
+    await locked.close()
 
 
-async def decisions(system: System, stamps: Stamps, n: int, raw: Raw) -> None:
-    """Runs on krios-2 with pause between grids on: at each grid's prompt, one *continue*
-    (nothing queued, so the run re-prompts at once) and then one *next grid* (→ running).
-
-    Grids alternate: on even ones the decisions are sent as soon as the prompt is projected
-    (processing still works on the grid's last movies, in this process, as in the demo); on
-    odd ones only after processing has caught up (the control path alone)."""
-    op = system.clients["operator"]
-    sessions = math.ceil(n / GRIDS_MAX)
-    taken = 0
-    for k in range(sessions):
-        grids = min(GRIDS_MAX, n - taken)
-        sid = (await system.session(f"bench-decide-{k}", "krios-2", grids=grids, pause=True))["id"]
-        mark = system.mark()
-        run_id = await system.start(sid)
-        try:
-            for _ in range(grids):
-                prompt = await system.wait_for(
-                    m.DecisionRequested, of_run(run_id), after=mark, timeout=60
-                )
-                await system.wait_for(
-                    m.RunStateChanged,
-                    is_state(run_id, RunState.AWAITING_DECISION),
-                    after=mark,
-                    timeout=60,
-                )
-                assert prompt.reprompt_reason is None, prompt
-                load = "busy" if taken % 2 == 0 else "idle"
-                if load == "idle":
-                    await processing_idle(system, run_id)
-
-                mark = system.mark()
-                t0 = time.perf_counter()
-                r = await op.post(f"/api/sessions/{sid}/decision", json={"choice": "continue_grid"})
-                t_http = time.perf_counter()
-                assert r.status_code == 202, r.text
-                took = await system.wait_for(m.DecisionTaken, of_run(run_id), after=mark)
-                again = await system.wait_for(
-                    m.DecisionRequested,
-                    reprompt_of(run_id),
-                    after=mark,
-                )
-                raw[f"decision → DecisionTaken ({load})"].append(stamps.ms(took, t0))
-                raw[f"decision continue → re-prompt ({load})"].append(stamps.ms(again, t0))
-                raw["http: POST decision"].append((t_http - t0) * 1000)
-
-                mark = system.mark()
-                t0 = time.perf_counter()
-                r = await op.post(f"/api/sessions/{sid}/decision", json={"choice": "next_grid"})
-                t_http = time.perf_counter()
-                assert r.status_code == 202, r.text
-                took = await system.wait_for(m.DecisionTaken, of_run(run_id), after=mark)
-                running = await system.wait_for(
-                    m.RunStateChanged, is_state(run_id, RunState.RUNNING), after=mark
-                )
-                raw[f"decision → DecisionTaken ({load})"].append(stamps.ms(took, t0))
-                raw[f"decision next grid → `running` event ({load})"].append(stamps.ms(running, t0))
-                raw["http: POST decision"].append((t_http - t0) * 1000)
-                taken += 1
-            ended = await system.ended(run_id, timeout=60)
-            assert ended.exit_reason == "completed", ended
-        finally:
-            await settle(system, sid, run_id)
-
-
-async def bench_bus(kind: str, n: int) -> Raw:
-    raw: Raw = defaultdict(list)
-    with tempfile.TemporaryDirectory(prefix=f"gp-bench-{kind}-") as tmp:
-        root = Path(tmp)
-        url = f"sqlite+aiosqlite:///{root / 'gridpilot.db'}"
-        if kind == "memory":
-            bus: Any = MemoryBus()
-            leases: Any = MemoryLeases()
-            mode = "task"
-        else:
-            from proto.bus.amqp import AmqpBus
-            from proto.lease.amqp import AmqpLeases
-
-            ns = f"bench{uuid.uuid4().hex[:8]}"
-            settings = AmqpSettings().model_copy(update={"namespace": ns})
-            bus = AmqpBus(settings, service="bench", delete_on_exit=True)
-            leases = AmqpLeases(settings)
-            mode = "process"
-        async with asyncio.timeout(BUDGET_S):
-            async with running_system(
-                bus, leases, root, url, mode=mode, slow_file_s=SLOW_FILE_S
-            ) as system:
-                stamps = Stamps()
-                system.api.state.projector.listeners.append(stamps)
-                t = time.perf_counter()
-                await start_stop_pause(system, stamps, n, raw)
-                log.info("%s: start/stop/pause done in %.1f s", kind, time.perf_counter() - t)
-                t = time.perf_counter()
-                await decisions(system, stamps, n, raw)
-                log.info("%s: decisions done in %.1f s", kind, time.perf_counter() - t)
-    return raw
+async def decisions(browser: Browser, up: Up, api: httpx.AsyncClient, n: int, raw: Raw) -> None:
+    """Runs on bench-2 with pause between grids on: at each grid's prompt, Continue current
+    grid (nothing queued: the run prompts again at once) and then Next grid (→ running); on
+    the last grid, Stop."""
+    k = 0
+    while len(raw["decision: Next grid → prompt gone, `running`"]) < n:
+        sid = await new_session(
+            api, f"bench decide {k}", "bench-2", grids=GRIDS, pause_between_grids=True
+        )
+        k += 1
+        page = await open_page(browser, up, sid)
+        await page.locator("#controls .main.start").click()
+        for grid in range(GRIDS):
+            await page.locator("#decision").wait_for(timeout=120_000)
+            t = await press(page, "#decision button.primary", "reprompt")
+            raw["decision: Continue → prompt again"].append(t["reprompt"])
+            raw["answer: decision"].append(t["answer"])
+            done = len(raw["decision: Next grid → prompt gone, `running`"]) >= n
+            if grid == GRIDS - 1 or done:
+                await press(page, "#controls .main.stop", "ended")
+                break
+            t = await press(page, "#decision button:not(.primary)", "next_grid")
+            raw["decision: Next grid → prompt gone, `running`"].append(t["next_grid"])
+            raw["answer: decision"].append(t["answer"])
+        log.info("decisions: %d of %d", len(raw["decision: Next grid → prompt gone, `running`"]), n)
+        await page.close()
 
 
 ROWS: list[tuple[str, float | None]] = [
-    ("start → 202 (run row `starting`)", TARGET_MS),
-    ("start → `starting` event", None),
-    ("start → `running` event", None),
-    ("stop → `stopping` event", TARGET_MS),
-    ("pause toggle → PauseBetweenGridsChanged", TARGET_MS),
-    ("decision → DecisionTaken (busy)", TARGET_MS),
-    ("decision → DecisionTaken (idle)", TARGET_MS),
-    ("decision continue → re-prompt (busy)", TARGET_MS),
-    ("decision continue → re-prompt (idle)", TARGET_MS),
-    ("decision next grid → `running` event (busy)", TARGET_MS),
-    ("decision next grid → `running` event (idle)", TARGET_MS),
-    ("stop → `ended` event (soft stop)", None),
+    ("Start → run shown (Stop button)", TARGET_MS),
+    ("Start → `running` shown", None),
+    ("pause toggle → `on` shown", TARGET_MS),
+    ("pause toggle → `off` shown", TARGET_MS),
+    ("Stop → `stopping…` shown", TARGET_MS),
+    ("Stop → `ended` shown (soft stop)", None),
+    ("decision: Continue → prompt again", TARGET_MS),
+    ("decision: Next grid → prompt gone, `running`", TARGET_MS),
+    ("locked Start → `locked` shown", None),
+    ("locked Start: log line → `locked` shown", LOCKED_TARGET_MS),
+    ("answer: Start", None),
+    ("answer: Stop", None),
+    ("answer: pause toggle", None),
+    ("answer: decision", None),
 ]
 
 
 async def main() -> int:
     parser = common.base_parser(__doc__, default_n=30)
-    parser.add_argument("--bus", default="amqp,memory", help="comma-separated: amqp, memory")
     args = parser.parse_args()
     n = args.n or (4 if args.quick else 30)
     system_log = common.redirect_stderr("control")
     common.quiet_logging(log)
     log.info("logs of the system under test (and its run processes) go to %s", system_log)
-    raws: dict[str, Raw] = {}
-    rows: list[common.Row] = []
-    for kind in [k.strip() for k in args.bus.split(",") if k.strip()]:
-        t = time.perf_counter()
-        raws[kind] = await bench_bus(kind, n)
-        log.info("%s bus measured in %.1f s", kind, time.perf_counter() - t)
-        for name, target in ROWS:
-            # the 150 ms target is for RabbitMQ; memory-bus rows are for comparison
-            rows.append(
-                common.row(f"[{kind}] {name}", raws[kind][name], target if kind == "amqp" else None)
-            )
-    common.print_table(f"control latency, n={n} per row (ms, perf_counter)", rows)
-    http = {
-        k: {name: v for name, v in r.items() if name.startswith("http:")} for k, r in raws.items()
-    }
-    for kind, parts in http.items():
-        for name, values in parts.items():
-            print(
-                f"  [{kind}] {name}: p50 {common.percentile(values, 50):.1f} ms, "
-                f"p95 {common.percentile(values, 95):.1f} ms"
-            )
+    load_before = os.getloadavg()
+    raw: Raw = defaultdict(list)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="gp-bench-control-") as tmp:
+        async with asyncio.timeout(BUDGET_S), gridpilot_up(Path(tmp)) as up:
+            api = await api_client(up)
+            try:
+                async with async_playwright() as pw:
+                    browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+                    try:
+                        await start_stop_lock(browser, up, api, n, raw)
+                        log.info("start/stop/lock done after %.0f s", time.perf_counter() - t0)
+                        await decisions(browser, up, api, n, raw)
+                    finally:
+                        await browser.close()
+            finally:
+                await api.aclose()
+    load_after = os.getloadavg()
+    rows = [common.row(name, raw[name], target) for name, target in ROWS]
+    common.print_table(
+        f"control latency in Chromium on RabbitMQ, n={n} per row (ms from the click; "
+        f"load average {load_before[0]:.2f} → {load_after[0]:.2f})",
+        rows,
+    )
     path = common.write_json(
         "control",
         common.clean(rows),
-        {k: dict(v) for k, v in raws.items()},
-        {"n": n, "target_p95_ms": TARGET_MS, "slow_file_s": SLOW_FILE_S, "cpus": os.cpu_count()},
+        dict(raw),
+        {
+            "n": n,
+            "target_p95_ms": TARGET_MS,
+            "locked_target_p95_ms": LOCKED_TARGET_MS,
+            "cpus": os.cpu_count(),
+            "load_average": {"before": load_before, "after": load_after},
+        },
     )
     print(f"\nwrote {path}")
     return 0 if all(r.passed is not False for r in rows) else 1
