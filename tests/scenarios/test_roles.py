@@ -92,6 +92,9 @@ async def test_role_matrix(system: System) -> None:
                 expected_ok = r.status_code not in (401, 403)
             if not expected_ok:
                 failures.append(f"{method} {template} as {role}: {r.status_code} {r.text[:80]}")
+            if r.status_code == 403 and "can do this;" in r.json()["detail"]:
+                # a refusal says what was refused (session_api.auth.ACTIONS)
+                failures.append(f"{method} {template} as {role}: {r.json()['detail']}")
             if role == "operator" and template.endswith("/start") and r.status_code == 202:
                 await client.post(f"/api/sessions/{session['id']}/stop")
     assert not failures, "\n".join(failures)

@@ -148,12 +148,19 @@ ACTIONS = {
     "remove-lock": "remove a scope lock",
     "acknowledge": "take note of how a run ended",
     "create-session": "create a session",
+    "edit-session": "change a session's grids or plan",
+    "copy-session": "copy a session",
+    "archive": "archive a session",
+    "unarchive": "bring a session back from the archive",
+    "skip-target": "skip a target",
+    "skip-square": "skip the rest of a square",
     "get-audit": "read the audit log",
     "overview": "see the operations page",
     "dead-letters": "see the dead letters",
     "dlq-replay": "replay dead letters",
     "dlq-discard": "discard dead letters",
     "dlq-purge": "purge dead letters",
+    "deliveries": "see everyone's notification deliveries",
 }
 """What each route does, in words, by its audited action name (a route not listed here is
 refused as "do this")."""
