@@ -8,7 +8,7 @@ Routes (all under ``/api``; roles viewer < operator < staff; every route checks 
 | GET /auth/me | viewer | UserView |
 | GET /microscopes | viewer | list[MicroscopeView] |
 | POST /microscopes/{id}/lease/release | staff | LeaseReleaseResponse |
-| GET /sessions (?microscope_id, state, since, until, archived) | viewer | list[SessionView] |
+| GET /sessions (?microscope_id, state, since, until, archived, before) | viewer | list[SessionView] |
 | POST /sessions | operator | SessionView (201) |
 | GET /sessions/{id} | viewer | SessionView |
 | PATCH /sessions/{id} | operator | SessionView (grids: before the 1st start; rest: no live run) |
@@ -19,18 +19,19 @@ Routes (all under ``/api``; roles viewer < operator < staff; every route checks 
 | PUT /sessions/{id}/pause-between-grids | operator | RunView or SessionView |
 | POST /sessions/{id}/decision | operator | RunView (202) |
 | GET /sessions/{id}/queue | viewer | QueueView |
-| GET /sessions/{id}/runs | viewer | list[RunView], newest first |
+| GET /sessions/{id}/runs (?limit, before) | viewer | list[RunView], newest first |
 | POST · DELETE /sessions/{id}/targets | operator | QueueView (202; no live run: for the next run) |
 | POST /sessions/{id}/skip-target · /skip-square | operator | RunView (202) |
 | POST /sessions/{id}/force-start | staff | StartResponse (202) |
 | POST /sessions/{id}/kill | staff | RunView (202) |
-| GET /sessions/{id}/logs (?panel, level, after_id, limit, format) | viewer | list[LogLineView] |
+| GET /sessions/{id}/logs (?panel, level, since, after_id, before_id) | viewer | list[LogLineView] |
+| GET /sessions/{id}/logs?format=text (?panel, level, since) | viewer | text/plain, streamed |
 | GET /sessions/{id}/grids/{grid_id} | viewer | GridDetail |
-| GET /sessions/{id}/exposures | viewer | list[ExposureView] |
+| GET /sessions/{id}/exposures (?limit, before) | viewer | list[ExposureView] |
 | GET /squares/{id} | viewer | SquareDetail |
 | GET /images/{image_id}.png | viewer | image/png |
 | GET /runs/{id} | viewer | RunView |
-| GET /audit | staff | list[AuditView] |
+| GET /audit (?session_id, limit, before) | staff | list[AuditView] |
 | GET /ops | staff | OpsView (queues, workers, dead letters) |
 | GET /ops/dead-letters (?queue) | staff | list[DeadLetterView] |
 | POST /ops/dead-letters/{queue}/{key}/replay · /discard | staff | DeadLetterAction |
@@ -42,6 +43,12 @@ Routes (all under ``/api``; roles viewer < operator < staff; every route checks 
 | POST /notifications/subscriptions | viewer | SubscriptionView (one per scope: replaces) |
 | DELETE /notifications/subscriptions/{id} | viewer (own) | 204 |
 | GET /notifications/deliveries | staff | list[DestinationView] (every user's) |
+
+Lists are newest first (log lines: in id order) and come in pages (``limit``), read with
+keyset cursors: a full page carries a ``Link: <…>; rel="next"`` header (RFC 8288) whose URL
+asks for the next one — ``before`` = the last row's id (a session's, an exposure's, the audit
+id; a run's number), or for logs ``after_id`` (reading forward) or ``before_id`` (reading back
+from ``tail``). Filters apply before the page is cut. No ``Link``: that was the last page.
 
 Errors: 401 not logged in, 403 wrong role, 404 unknown id, 409 conflict (a run is live, naming
 it), 422 invalid body (FastAPI's field list), 503 bus or broker unavailable.
@@ -260,6 +267,8 @@ class SessionView(_View):
     """The screening plan its runs follow (``None``: the acquisition defaults)."""
     archived: bool = False
     """Hidden from the default sessions list; kept whole; cannot be started."""
+    exposures: int = 0
+    """Exposures its runs took (the sum of their ``RunView.exposures``)."""
 
 
 class StartResponse(_View):

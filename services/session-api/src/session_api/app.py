@@ -35,6 +35,7 @@ from session_api.reconcile import reconcile_once
 from session_api.routes import (
     auth,
     control,
+    logs,
     microscopes,
     notifications,
     ops,
@@ -115,6 +116,7 @@ def create_app(
         microscopes.router,
         sessions.router,
         setup.router,
+        logs.router,
         control.router,
         skip.router,
         runs.router,

@@ -380,7 +380,9 @@ async def apply_state(
         run.exit_reason = exit_reason or "failed"
         run.ended_at = run.ended_at or utcnow()
         await db.execute(
-            update(Session).where(Session.live_run_id == run.id).values(live_run_id=None)
+            update(Session)
+            .where(Session.id == run.session_id, Session.live_run_id == run.id)
+            .values(live_run_id=None)
         )
         await _settle_queue(db, run)
     return True

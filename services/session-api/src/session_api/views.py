@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -13,7 +15,16 @@ from proto import api
 from proto.messages.disk import VolumeStatus
 from proto.messages.lease import LeaseHolder
 from proto.states import RunState
-from session_api.db.models import Exposure, Grid, Image, Microscope, Run, Session, Target
+from session_api.db.models import (
+    Exposure,
+    Grid,
+    Image,
+    Microscope,
+    Run,
+    Session,
+    Target,
+    const,
+)
 from session_api.db.types import utcnow
 
 
@@ -79,18 +90,64 @@ async def latest_run(db: AsyncSession, session_id: uuid.UUID) -> Run | None:
 async def live_run_on(db: AsyncSession, microscope_id: str) -> Run | None:
     return await db.scalar(
         select(Run)
-        .where(Run.microscope_id == microscope_id, Run.state != RunState.ENDED.value)
+        .where(Run.microscope_id == microscope_id, Run.state != const(RunState.ENDED.value))
         .order_by(Run.started_at.desc())
         .limit(1)
     )
 
 
 async def session_view(db: AsyncSession, s: Session) -> api.SessionView:
-    grids = (
-        await db.scalars(select(Grid).where(Grid.session_id == s.id).order_by(Grid.position))
-    ).all()
-    microscope = await db.get(Microscope, s.microscope_id)
-    run = await latest_run(db, s.id)
+    return (await session_views(db, [s]))[0]
+
+
+async def session_views(db: AsyncSession, sessions: Sequence[Session]) -> list[api.SessionView]:
+    """The views of ``sessions`` in four statements, however many there are: their grids,
+    their newest runs, their microscopes and their exposure totals, each read for all."""
+    if not sessions:
+        return []
+    ids = [s.id for s in sessions]
+    grids: dict[uuid.UUID, list[Grid]] = defaultdict(list)
+    for g in (
+        await db.scalars(
+            select(Grid).where(Grid.session_id.in_(ids)).order_by(Grid.session_id, Grid.position)
+        )
+    ).all():
+        grids[g.session_id].append(g)
+    run_ids = {s.latest_run_id for s in sessions if s.latest_run_id is not None}
+    runs = {r.id: r for r in (await db.scalars(select(Run).where(Run.id.in_(run_ids)))).all()}
+    scopes = {
+        m.id: m
+        for m in (
+            await db.scalars(
+                select(Microscope).where(Microscope.id.in_({s.microscope_id for s in sessions}))
+            )
+        ).all()
+    }
+    totals: dict[uuid.UUID, int] = {
+        sid: int(n or 0)
+        for sid, n in (
+            await db.execute(
+                select(Run.session_id, func.sum(Run.exposures))
+                .where(Run.session_id.in_(ids))
+                .group_by(Run.session_id)
+            )
+        ).all()
+    }
+    return [
+        _session_view(
+            s,
+            grids[s.id],
+            runs.get(s.latest_run_id) if s.latest_run_id else None,
+            scopes.get(s.microscope_id),
+            totals.get(s.id, 0),
+        )
+        for s in sessions
+    ]
+
+
+def _session_view(
+    s: Session, grids: list[Grid], run: Run | None, microscope: Microscope | None, exposures: int
+) -> api.SessionView:
     holder = holder_view(microscope.lease_holder if microscope else None)
     lock = holder if holder and holder.session_id != s.id else None
     if lock is None and holder and run and holder.run_id != run.id and run.state != "ended":
@@ -119,6 +176,7 @@ async def session_view(db: AsyncSession, s: Session) -> api.SessionView:
         lock_holder=lock,
         plan=plan_of(s),
         archived=bool(s.archived),
+        exposures=exposures,
     )
 
 
@@ -141,7 +199,7 @@ async def microscope_view(db: AsyncSession, m: Microscope) -> api.MicroscopeView
             await db.scalar(
                 select(func.count())
                 .select_from(Exposure)
-                .where(Exposure.run_id == run.id, Exposure.status == "acquired")
+                .where(Exposure.run_id == run.id, Exposure.status == const("acquired"))
             )
             or 0
         )

@@ -8,6 +8,8 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
+    BindParameter,
     Boolean,
     Float,
     ForeignKey,
@@ -17,10 +19,37 @@ from sqlalchemy import (
     Text,
     Uuid,
     false,
+    literal,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from session_api.db.types import UtcDateTime, utcnow
+
+BigId = BigInteger().with_variant(Integer, "sqlite")
+"""A 64-bit row id (PostgreSQL ``bigint``; SQLite's ``INTEGER PRIMARY KEY`` is 64-bit already
+and must keep that exact type to stay the autoincrementing rowid)."""
+
+
+def partial(name: str, *columns: str, where: str, unique: bool = False) -> Index:
+    """An index over the rows matching ``where`` (SQL), on PostgreSQL and SQLite alike.
+
+    A query uses it only when its own WHERE clause implies ``where``: write such filters with
+    literal values (``const``), not bound parameters."""
+    return Index(
+        name,
+        *columns,
+        unique=unique,
+        postgresql_where=text(where),
+        sqlite_where=text(where),
+    )
+
+
+def const(value: str) -> BindParameter[str]:
+    """``value`` written into the SQL itself rather than sent as a parameter: the planner
+    then sees it and can use a partial index whose predicate names it (with a parameter, a
+    cached generic plan cannot)."""
+    return literal(value, literal_execute=True)
 
 
 class Base(DeclarativeBase):
@@ -70,6 +99,16 @@ class Session(Base):
     """The screening plan (``proto.api.ScreeningPlan.model_dump()``); ``None``: defaults."""
     archived: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     """Hidden from the default sessions list and not startable; its data is kept."""
+    latest_run_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    """The newest run (live or ended), set with ``live_run_id`` when a run starts and never
+    cleared: the sessions list filters on its state in SQL (``None``: never started)."""
+
+    __table_args__ = (
+        Index("ix_sessions_created", "created_at", "id"),
+        Index("ix_sessions_microscope_created", "microscope_id", "created_at", "id"),
+        Index("ix_sessions_latest_run", "latest_run_id"),
+        partial("ix_sessions_idle_created", "created_at", "id", where="latest_run_id IS NULL"),
+    )
 
 
 class Grid(Base):
@@ -80,6 +119,12 @@ class Grid(Base):
     position: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     atlas_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+
+    __table_args__ = (Index("ix_grids_session_position", "session_id", "position"),)
+
+
+LIVE_RUNS = "state <> 'ended'"
+"""The predicate of the live-runs index; queries write it as ``Run.state != const("ended")``."""
 
 
 class Run(Base):
@@ -110,7 +155,12 @@ class Run(Base):
     """Who took note of how the run ended: its outcome is no longer shown as a pop-up."""
     acknowledged_at: Mapped[datetime | None]
 
-    __table_args__ = (Index("ix_runs_session_number", "session_id", "number", unique=True),)
+    __table_args__ = (
+        Index("ix_runs_session_number", "session_id", "number", unique=True),
+        Index("ix_runs_microscope_started", "microscope_id", "started_at"),
+        Index("ix_runs_ended", "ended_at", "id"),
+        partial("ix_runs_live", "microscope_id", "started_at", where=LIVE_RUNS),
+    )
 
 
 class Image(Base):
@@ -145,14 +195,23 @@ class Target(Base):
     status: Mapped[str | None] = mapped_column(String(16))
     image_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
 
+    __table_args__ = (
+        Index("ix_targets_grid_status", "grid_id", "status"),
+        Index("ix_targets_session_status", "session_id", "status"),
+    )
+
+
+UNPROCESSED = "status = 'acquired'"
+"""Exposures processing has not answered yet (a run's backlog): few, so their own index."""
+
 
 class Exposure(Base):
     __tablename__ = "exposures"
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     session_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
-    run_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    run_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     grid_id: Mapped[uuid.UUID] = mapped_column(Uuid)
-    hole_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    hole_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
     path: Mapped[str] = mapped_column(Text)
     acquired_at: Mapped[datetime] = mapped_column(default=utcnow)
     status: Mapped[str] = mapped_column(String(16), default="acquired")
@@ -170,10 +229,20 @@ class Exposure(Base):
     processed_at: Mapped[datetime | None]
     processing_s: Mapped[float | None] = mapped_column(Float)
 
+    __table_args__ = (
+        Index("ix_exposures_session_acquired", "session_id", "acquired_at", "id"),
+        Index("ix_exposures_run_acquired", "run_id", "acquired_at"),
+        partial("ix_exposures_run_unprocessed", "run_id", where=UNPROCESSED),
+    )
+
+
+WARNING_UP = "level IN ('warning', 'error', 'critical')"
+ERROR_UP = "level IN ('error', 'critical')"
+
 
 class LogLine(Base):
     __tablename__ = "log_lines"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     message_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True)
     sent_at: Mapped[datetime]
     session_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
@@ -184,12 +253,20 @@ class LogLine(Base):
     logger: Mapped[str] = mapped_column(String(120))
     text: Mapped[str] = mapped_column(Text)
 
-    __table_args__ = (Index("ix_log_lines_session_id_id", "session_id", "id"),)
+    __table_args__ = (
+        Index("ix_log_lines_session_id_id", "session_id", "id"),
+        Index("ix_log_lines_session_panel", "session_id", "panel", "id"),
+        Index("ix_log_lines_session_sent", "session_id", "sent_at"),
+        # a level filter is a minimum: the two that select few lines get their own index, in
+        # id order, so "errors of the busy session" reads a page, not the session's log
+        partial("ix_log_lines_session_warning", "session_id", "id", where=WARNING_UP),
+        partial("ix_log_lines_session_error", "session_id", "id", where=ERROR_UP),
+    )
 
 
 class AuditEntry(Base):
     __tablename__ = "audit"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(default=utcnow)
     username: Mapped[str] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(64))
@@ -199,13 +276,15 @@ class AuditEntry(Base):
     outcome: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str | None] = mapped_column(Text)
 
+    __table_args__ = (Index("ix_audit_session", "session_id", "id"),)
+
 
 class Processed(Base):
     """Message ids this service has projected, so a redelivered event changes nothing."""
 
     __tablename__ = "processed_messages"
     message_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    at: Mapped[datetime] = mapped_column(default=utcnow)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
 class Worker(Base):
@@ -261,3 +340,13 @@ class NotifySubscription(Base):
     __table_args__ = (
         Index("ix_notify_subscriptions_scope", "user_id", "session_id", "microscope_id"),
     )
+
+
+class RetentionMark(Base):
+    """How far retention has gone through the sessions whose newest run ended, per kind
+    (``targets``, ``exposures``): the (ended_at, run id) of the last one it handled."""
+
+    __tablename__ = "retention_marks"
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    ended_at: Mapped[datetime]
+    run_id: Mapped[uuid.UUID] = mapped_column(Uuid)

@@ -96,7 +96,7 @@ async def begin_run(
     claimed = await db.execute(
         update(Session)
         .where(Session.id == session.id, Session.live_run_id.is_(None))
-        .values(live_run_id=run_id)
+        .values(live_run_id=run_id, latest_run_id=run_id)
     )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         await db.rollback()  # expires ``session``: read nothing lazily from it after this

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.responses import FileResponse
 from sqlalchemy import select
 
@@ -17,6 +18,7 @@ from session_api.db.models import AuditEntry, Image, Run, Target
 from session_api.db.types import utcnow
 from session_api.deps import BusDep, DbDep, SettingsDep
 from session_api.lookup import session_or_404
+from session_api.paging import MAX_ID, cut, link_next
 from session_api.routes.control import announce
 from session_api.views import image_view, run_view, target_view
 
@@ -116,15 +118,24 @@ async def report_refusal(body: RefusalReport, user: Viewer, act: AuditDep) -> No
 
 @router.get("/audit")
 async def get_audit(
+    request: Request,
+    response: Response,
     user: Staff,
     db: DbDep,
     session_id: uuid.UUID | None = None,
     limit: int = Query(200, ge=1, le=5000),
+    before: Annotated[int | None, Query(ge=1, le=MAX_ID, description="an audit id: entries before it")] = None,
 ) -> list[AuditView]:
-    """Who did what, when, to which run, and the outcome; newest first."""
-    query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
+    """Who did what, when, to which run, and the outcome; newest first, a page at a time."""
+    query = select(AuditEntry)
     if session_id:
         query = query.where(AuditEntry.session_id == session_id)
+    if before is not None:
+        query = query.where(AuditEntry.id < before)
+    query = query.order_by(AuditEntry.id.desc()).limit(limit + 1)
+    rows, more = cut((await db.scalars(query)).all(), limit)
+    if more:
+        link_next(request, response, before=rows[-1].id)
     return [
         AuditView(
             id=a.id,
@@ -137,5 +148,5 @@ async def get_audit(
             outcome=a.outcome,
             detail=a.detail,
         )
-        for a in (await db.scalars(query)).all()
+        for a in rows
     ]

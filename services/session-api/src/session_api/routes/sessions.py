@@ -6,9 +6,8 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, status
-from fastapi.responses import PlainTextResponse
-from sqlalchemy import select
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proto.api import (
@@ -16,7 +15,6 @@ from proto.api import (
     ExposureView,
     GridDetail,
     GridView,
-    LogLineView,
     QueueView,
     RunView,
     SessionCreate,
@@ -31,28 +29,26 @@ from session_api.db.models import (
     Exposure,
     Grid,
     Image,
-    LogLine,
     Run,
     Session,
     Target,
+    const,
 )
 from session_api.deps import DbDep
 from session_api.grids import waiting_queue
 from session_api.lookup import session_or_404
+from session_api.paging import MAX_NUMBER, bad_query, cut, link_next
 from session_api.views import (
     exposure_view,
     image_view,
     latest_run,
     run_view,
     session_view,
+    session_views,
     target_view,
 )
 
 router = APIRouter(prefix="/api/sessions", tags=["sessions"])
-
-LEVELS = ("debug", "info", "warning", "error", "critical")
-MAX_ID = 2**63 - 1
-"""The largest id a database integer holds (a larger cursor overflowed: 500)."""
 
 
 async def queue_view(db: AsyncSession, session: Session) -> QueueView:
@@ -70,6 +66,8 @@ async def queue_view(db: AsyncSession, session: Session) -> QueueView:
 
 @router.get("")
 async def list_sessions(
+    request: Request,
+    response: Response,
     user: Viewer,
     db: DbDep,
     microscope_id: Annotated[str | None, Query(max_length=64, pattern=PRINTABLE)] = None,
@@ -80,10 +78,19 @@ async def list_sessions(
         Literal["hide", "only", "include"],
         Query(description="archived sessions: left out (default), only them, or with the rest"),
     ] = "hide",
+    limit: int = Query(100, ge=1, le=500),
+    before: Annotated[
+        uuid.UUID | None, Query(description="the last session of the previous page")
+    ] = None,
 ) -> list[SessionView]:
-    """Sessions, newest first; filter by microscope, latest run state, creation date and
-    whether archived (archived ones are left out unless asked for)."""
-    query = select(Session).order_by(Session.created_at.desc())
+    """Sessions, newest first, a page at a time; filter by microscope, latest run state
+    (``idle``: never started), creation date and whether archived (archived ones are left
+    out unless asked for). Every filter is applied before the page is cut, so an old matching
+    session is found however many newer ones do not match."""
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and value.tzinfo is None:
+            raise bad_query(name, "give a time zone (e.g. Z)")
+    query = select(Session).order_by(Session.created_at.desc(), Session.id.desc())
     if archived != "include":
         query = query.where(Session.archived.is_(archived == "only"))
     if microscope_id:
@@ -92,12 +99,21 @@ async def list_sessions(
         query = query.where(Session.created_at >= since)
     if until:
         query = query.where(Session.created_at <= until)
-    views = [await session_view(db, s) for s in (await db.scalars(query.limit(500))).all()]
     if state == "idle":
-        return [v for v in views if v.run is None]
-    if state is not None:
-        return [v for v in views if v.run is not None and v.run.state == state]
-    return views
+        query = query.where(Session.latest_run_id.is_(None))
+    elif state is not None:
+        query = query.join(Run, Run.id == Session.latest_run_id).where(
+            Run.state == const(state.value)
+        )
+    if before is not None:
+        last = await db.get(Session, before)
+        if last is None:
+            raise bad_query("before", f"no session {before}")
+        query = query.where(tuple_(Session.created_at, Session.id) < (last.created_at, last.id))
+    rows, more = cut((await db.scalars(query.limit(limit + 1))).all(), limit)
+    if more:
+        link_next(request, response, before=str(rows[-1].id))
+    return await session_views(db, rows)
 
 
 @router.post("", status_code=201)
@@ -131,72 +147,6 @@ async def get_session(session_id: uuid.UUID, user: Viewer, db: DbDep) -> Session
 async def get_queue(session_id: uuid.UUID, user: Viewer, db: DbDep) -> QueueView:
     """The latest run's queue: next targets with kind, grid and status, and counts."""
     return await queue_view(db, await session_or_404(db, session_id))
-
-
-@router.get("/{session_id}/logs", response_model=None)
-async def get_logs(
-    session_id: uuid.UUID,
-    user: Viewer,
-    db: DbDep,
-    panel: Literal["acquisition", "processing", "system"] | None = None,
-    level: Literal["debug", "info", "warning", "error", "critical"] | None = None,
-    after_id: int = Query(0, ge=0, le=MAX_ID),
-    since: Annotated[datetime | None, Query(description="only lines sent at or after")] = None,
-    tail: Annotated[int | None, Query(ge=1, le=5000, description="only the newest N")] = None,
-    limit: int = Query(500, ge=1, le=5000),
-    format: Literal["json", "text"] = "json",
-) -> list[LogLineView] | PlainTextResponse:
-    """Log lines of the session in ascending id order. ``level`` is a minimum; ``after_id``
-    and ``since`` are reconnect cursors; ``tail`` keeps the newest N; ``format=text`` is the
-    whole log as a download."""
-    session = await session_or_404(db, session_id)
-    if since is not None and since.tzinfo is None:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            [
-                {
-                    "loc": ["query", "since"],
-                    "msg": "give a time zone (e.g. Z)",
-                    "type": "value_error",
-                }
-            ],
-        )
-    query = select(LogLine).where(LogLine.session_id == session.id, LogLine.id > after_id)
-    if since is not None:
-        query = query.where(LogLine.sent_at >= since)
-    if panel:
-        query = query.where(LogLine.panel == panel)
-    if level:
-        query = query.where(LogLine.level.in_(LEVELS[LEVELS.index(level) :]))
-    query = query.order_by(LogLine.id)
-    if format == "text":
-        lines = (await db.scalars(query)).all()
-        text = "".join(
-            f"{line.sent_at.isoformat()} {line.level.upper():8} {line.service}: {line.text}\n"
-            for line in lines
-        )
-        name = f"{session.name}-{panel or 'all'}.log".replace(" ", "_")
-        return PlainTextResponse(
-            text, headers={"Content-Disposition": f'attachment; filename="{name}"'}
-        )
-    if tail is not None:
-        newest = query.order_by(None).order_by(LogLine.id.desc()).limit(min(tail, limit))
-        rows = list(reversed((await db.scalars(newest)).all()))
-    else:
-        rows = list((await db.scalars(query.limit(limit))).all())
-    return [
-        LogLineView(
-            id=r.id,
-            message_id=r.message_id,
-            sent_at=r.sent_at,
-            run_id=r.run_id,
-            service=r.service,
-            panel=r.panel,
-            level=r.level,
-            text=r.text,
-        )
-        for r in rows
-    ]
 
 
 @router.get("/{session_id}/grids/{grid_id}")
@@ -234,29 +184,51 @@ async def get_grid(
 
 
 @router.get("/{session_id}/runs")
-async def get_runs(session_id: uuid.UUID, user: Viewer, db: DbDep) -> list[RunView]:
-    """Every run of the session, newest first: when, by whom, how it ended, its exposures."""
+async def get_runs(
+    session_id: uuid.UUID,
+    request: Request,
+    response: Response,
+    user: Viewer,
+    db: DbDep,
+    limit: int = Query(100, ge=1, le=1000),
+    before: Annotated[int | None, Query(ge=1, le=MAX_NUMBER, description="a run number: runs before it")] = None,
+) -> list[RunView]:
+    """The session's runs, newest first: when, by whom, how it ended, its exposures."""
     await session_or_404(db, session_id)
-    rows = (
-        await db.scalars(
-            select(Run).where(Run.session_id == session_id).order_by(Run.number.desc())
-        )
-    ).all()
+    query = select(Run).where(Run.session_id == session_id)
+    if before is not None:
+        query = query.where(Run.number < before)
+    rows, more = cut(
+        (await db.scalars(query.order_by(Run.number.desc()).limit(limit + 1))).all(), limit
+    )
+    if more:
+        link_next(request, response, before=rows[-1].number)
     return [run_view(r) for r in rows]
 
 
 @router.get("/{session_id}/exposures")
 async def get_exposures(
-    session_id: uuid.UUID, user: Viewer, db: DbDep, limit: int = Query(1000, ge=1, le=10000)
+    session_id: uuid.UUID,
+    request: Request,
+    response: Response,
+    user: Viewer,
+    db: DbDep,
+    limit: int = Query(200, ge=1, le=5000),
+    before: Annotated[
+        uuid.UUID | None, Query(description="the last exposure of the previous page")
+    ] = None,
 ) -> list[ExposureView]:
-    """The session's exposures in acquisition order, with their processing results."""
+    """The session's exposures, newest first, with their processing results, a page at a
+    time (``before``: the last exposure of the page before)."""
     await session_or_404(db, session_id)
-    rows = (
-        await db.scalars(
-            select(Exposure)
-            .where(Exposure.session_id == session_id)
-            .order_by(Exposure.acquired_at)
-            .limit(limit)
-        )
-    ).all()
+    query = select(Exposure).where(Exposure.session_id == session_id)
+    if before is not None:
+        last = await db.get(Exposure, before)
+        if last is None or last.session_id != session_id:
+            raise bad_query("before", f"no exposure {before} in session {session_id}")
+        query = query.where(tuple_(Exposure.acquired_at, Exposure.id) < (last.acquired_at, last.id))
+    query = query.order_by(Exposure.acquired_at.desc(), Exposure.id.desc()).limit(limit + 1)
+    rows, more = cut((await db.scalars(query)).all(), limit)
+    if more:
+        link_next(request, response, before=str(rows[-1].id))
     return [exposure_view(e) for e in rows]
