@@ -1,4 +1,4 @@
-"""The ``gridpilot`` command: demo, up, serve, users, dlq, scope check."""
+"""The ``gridpilot`` command: demo, up, serve, users, dlq, scope check, archive."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import runpy
 import sys
 from pathlib import Path
 
-from gridpilot import dlq, scope
+from gridpilot import archive, dlq, scope
 
 SERVE = {
     "acquisition": "acquisition",
@@ -45,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--role", required=True, choices=["viewer", "operator", "staff"])
     dlq.add_parser(sub)
     scope.add_parser(sub)
+    archive.add_parser(sub)
     return p
 
 
@@ -94,3 +95,5 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(asyncio.run(dlq.main(args, password)))
     elif args.command == "scope":
         raise SystemExit(scope.main(args))
+    elif args.command == "archive":
+        raise SystemExit(archive.main(args))

@@ -32,6 +32,7 @@ from session_api.metrics import ApiMetrics
 from session_api.notify.service import Notifier
 from session_api.projection import Projector
 from session_api.reconcile import reconcile_once
+from session_api.retention import Policy, retain_once
 from session_api.routes import (
     auth,
     control,
@@ -88,13 +89,16 @@ def create_app(
             app.state.bus = entered
             projector.listeners.append(_announcer(entered))
             stopping = asyncio.Event()
-            task = asyncio.create_task(_reconcile(app, settings, entered, stopping))
+            tasks = [
+                asyncio.create_task(_reconcile(app, settings, entered, stopping)),
+                asyncio.create_task(_retain(app, settings, metrics, stopping)),
+            ]
             try:
                 yield
             finally:
                 app.state.bus = None
                 stopping.set()
-                await task
+                await asyncio.gather(*tasks)
                 for sub in subs:
                     await sub.close()
                 await projector.drain()
@@ -216,6 +220,28 @@ async def _reconcile(
             log.exception("reconciling runs failed; trying again next round")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), settings.reconcile_interval_s)
+
+
+async def _retain(
+    app: FastAPI, settings: ApiSettings, metrics: ApiMetrics, stopping: asyncio.Event
+) -> None:
+    """Every ``retention_interval_s`` (the first round one interval after start): archive and
+    delete what the retention settings no longer keep (``session_api.retention``)."""
+    policy = Policy.of(settings)
+    while not stopping.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), settings.retention_interval_s)
+        if stopping.is_set():
+            return
+        try:
+            done = await retain_once(app.state.sessionmaker, policy)
+        except Exception:
+            log.exception("retention round failed; trying again next round")
+            continue
+        for kind, rows in (done or {}).items():
+            metrics.retired.labels(kind).inc(rows)
+        if done is not None:
+            metrics.retention_round.set_to_current_time()
 
 
 async def _refresh_gauges(app: FastAPI, metrics: ApiMetrics) -> None:

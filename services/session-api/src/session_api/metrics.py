@@ -73,6 +73,17 @@ class ApiMetrics:
             "Projected events the notifier had no room for (its queue was full)",
             registry=registry,
         )
+        self.retired = Counter(
+            "gridpilot_session_api_retained_rows_total",
+            "Rows retention archived (if it keeps that kind) and deleted",
+            ["kind"],
+            registry=registry,
+        )
+        self.retention_round = Gauge(
+            "gridpilot_session_api_retention_round_timestamp_seconds",
+            "When the last retention round finished",
+            registry=registry,
+        )
 
     def queues(self, stats: list[QueueStats]) -> None:
         for s in stats:

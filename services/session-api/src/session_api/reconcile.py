@@ -7,12 +7,12 @@ import logging
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from proto.lease.base import LeaseManager
 from proto.states import ExitReason, RunState
-from session_api.db.models import Processed, Run
+from session_api.db.models import Run, const
 from session_api.db.types import utcnow
 from session_api.projection import apply_state
 
@@ -55,7 +55,7 @@ async def reconcile_once(
     ended: list[Run] = []
     seen: set[uuid.UUID] = set()
     async with sessions() as db:
-        live = (await db.scalars(select(Run).where(Run.state != RunState.ENDED.value))).all()
+        live = (await db.scalars(select(Run).where(Run.state != const(RunState.ENDED.value)))).all()
         for run in live:
             beat = run.heartbeat_at
             silent = (
@@ -80,7 +80,6 @@ async def reconcile_once(
             if await apply_state(db, run, RunState.ENDED, ExitReason.LOST, f"reconciled: {why}"):
                 log.warning("run %s ended lost: %s", run.id, why)
                 ended.append(run)
-        await db.execute(delete(Processed).where(Processed.at < now - timedelta(days=2)))
         await db.commit()
     if suspects is not None:
         for run_id in set(suspects) - seen:

@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "dev-only-not-secret"
+KEEP = ("", "keep", "never", "none")
+
+
+def _days(value: Any) -> Any:
+    """``keep`` (or ``never``, ``none``, empty) means rows of that kind are never retired."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in KEEP):
+        return None
+    return value
+
+
+Days = Annotated[float | None, BeforeValidator(_days), Field(gt=0)]
+"""Days a kind of row stays in the database before it is archived and deleted."""
 
 
 class NotifySettings(BaseSettings):
@@ -74,6 +87,24 @@ class ApiSettings(BaseSettings):
     notify: NotifySettings = Field(default_factory=lambda: NotifySettings())
     max_body_bytes: int = Field(1_048_576, ge=1024)
     """A request body over this many bytes gets 413 before any other work."""
+    archive_dir: Path = Path("var/archive")
+    """Where retention writes the rows it takes out (a data volume; ``gridpilot archive``)."""
+    retain_log_lines_days: Days = 30
+    retain_processed_days: Days = 2
+    """Projected message ids, kept to drop a redelivered event: a broker redelivers within
+    minutes, a dead letter replayed by staff within days."""
+    retain_targets_days: Days = 30
+    """Squares and holes never imaged, of sessions whose newest run ended this long ago."""
+    retain_audit_days: Days = None
+    """The audit log is kept unless this is set."""
+    retain_exposures_days: Days = None
+    """Exposure results (of sessions whose newest run ended this long ago) are kept unless
+    this is set."""
+    archive_processed: bool = False
+    """Message ids say nothing once their events are projected: deleted without a file."""
+    retention_interval_s: float = Field(600.0, gt=0)
+    retention_batch: int = Field(1000, ge=1, le=10_000)
+    """Rows per statement and per deleting transaction."""
 
     def require_secret(self) -> None:
         """Deployments must set a real secret; only the embedded demo may use the dev one."""

@@ -1,0 +1,364 @@
+"""Retention: old rows are written to archive files (``session_api.archive``), then deleted, a
+small batch per transaction, so the database stays the size of its retention window.
+
+Kinds and what "old" means (days from ``ApiSettings.retain_*_days``; ``None`` keeps them):
+
+| kind | rows | old when |
+|---|---|---|
+| ``log_lines`` | log lines | sent before the cut-off |
+| ``processed`` | projected message ids (duplicate detection) | projected before the cut-off |
+| ``targets`` | a session's never-imaged squares and holes | its newest run ended before it |
+| ``audit`` | the audit log (kept unless a setting says otherwise) | written before the cut-off |
+| ``exposures`` | a session's exposures and their PNG records (likewise) | as ``targets`` |
+
+Every statement reads through an index and a bounded number of rows; between batches the
+event loop and the database are free, so the projection never waits for more than one batch.
+Two session-api replicas never retire at once (a PostgreSQL advisory lock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from itertools import takewhile
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Result, delete, exists, func, or_, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from session_api.archive import ArchiveFile
+from session_api.db.models import (
+    AuditEntry,
+    Exposure,
+    Image,
+    LogLine,
+    Processed,
+    RetentionMark,
+    Run,
+    Session,
+    Target,
+)
+from session_api.db.types import utcnow
+from session_api.settings import ApiSettings
+
+log = logging.getLogger(__name__)
+
+LOCK_KEY = 0x6772_6964_7265_7465  # "gridrete": one retention round in the whole deployment
+Sessions = async_sessionmaker[AsyncSession]
+Row = dict[str, Any]
+Fetch = Callable[[AsyncSession, Any], Awaitable[tuple[list[Row], Any, bool]]]
+"""The next rows to retire after a cursor (``None``: from the start): the rows, the cursor
+after them and whether that was the last batch."""
+Delete = Callable[[AsyncSession, list[Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What to keep, from the settings (see ``ApiSettings.retain_*``)."""
+
+    archive_dir: Path
+    log_lines_days: float | None = 30
+    processed_days: float | None = 2
+    targets_days: float | None = 30
+    audit_days: float | None = None
+    exposures_days: float | None = None
+    archive_processed: bool = False
+    batch: int = 1000
+    file_rows: int = 50_000
+    pause_s: float = 0.01
+
+    @classmethod
+    def of(cls, settings: ApiSettings) -> Policy:
+        return cls(
+            archive_dir=settings.archive_dir,
+            log_lines_days=settings.retain_log_lines_days,
+            processed_days=settings.retain_processed_days,
+            targets_days=settings.retain_targets_days,
+            audit_days=settings.retain_audit_days,
+            exposures_days=settings.retain_exposures_days,
+            archive_processed=settings.archive_processed,
+            batch=settings.retention_batch,
+        )
+
+
+async def retain_once(
+    sessions: Sessions, policy: Policy, *, now: datetime | None = None
+) -> dict[str, int] | None:
+    """One round over every kind; the rows retired per kind, or ``None`` when another
+    replica holds the round."""
+    now = now or utcnow()
+    done: dict[str, int] = {}
+    async with _exclusive(sessions) as mine:
+        if not mine:
+            return None
+        r = _Retirer(sessions, policy)
+        if policy.log_lines_days is not None:
+            cut = now - timedelta(days=policy.log_lines_days)
+            done["log_lines"] = await r.by_id("log_lines", LogLine, "sent_at", cut, True)
+        if policy.processed_days is not None:
+            cut = now - timedelta(days=policy.processed_days)
+            done["processed"] = await r.processed(cut)
+        if policy.audit_days is not None:
+            cut = now - timedelta(days=policy.audit_days)
+            done["audit"] = await r.by_id("audit", AuditEntry, "at", cut, True)
+        if policy.targets_days is not None:
+            cut = now - timedelta(days=policy.targets_days)
+            done["targets"] = await r.finished_sessions("targets", cut, r.targets)
+        if policy.exposures_days is not None:
+            cut = now - timedelta(days=policy.exposures_days)
+            done["exposures"] = await r.finished_sessions("exposures", cut, r.exposures)
+    return done
+
+
+@asynccontextmanager
+async def _exclusive(sessions: Sessions) -> AsyncIterator[bool]:
+    """Whether this process may run the round (on PostgreSQL a transaction-scoped advisory
+    lock held for it; SQLite serves one process)."""
+    async with sessions() as db:
+        if db.get_bind().dialect.name != "postgresql":
+            yield True
+            return
+        yield bool(await db.scalar(select(func.pg_try_advisory_xact_lock(LOCK_KEY))))
+        await db.rollback()
+
+
+class _Retirer:
+    def __init__(self, sessions: Sessions, policy: Policy) -> None:
+        self.sessions, self.policy = sessions, policy
+
+    async def retire(
+        self,
+        kind: str,
+        table: str,
+        fetch: Fetch,
+        remove: Delete,
+        *,
+        key: str,
+        day: Callable[[Row], date],
+        archive: bool = True,
+    ) -> int:
+        """Archive (into files of up to ``file_rows`` rows) and delete what ``fetch`` finds."""
+        total, cursor, last = 0, None, False
+        while not last:
+            out = ArchiveFile(self.policy.archive_dir, kind, table) if archive else None
+            ids: list[Any] = []
+            first: date | None = None
+            try:
+                while len(ids) < self.policy.file_rows and not last:
+                    async with self.sessions() as db:
+                        rows, cursor, last = await fetch(db, cursor)
+                    if rows:
+                        if out is not None:
+                            await asyncio.to_thread(out.add, rows)
+                        ids.extend(r[key] for r in rows)
+                        first = first or day(rows[0])
+                    await asyncio.sleep(self.policy.pause_s)
+                if not ids or first is None:
+                    if out is not None:
+                        out.abort()
+                    return total
+                if out is not None:
+                    name = f"{kind}-{ids[0]}-{ids[-1]}"
+                    path = await asyncio.to_thread(out.close, first, name)
+                    log.info("archived %d %s rows to %s", len(ids), kind, path)
+            except BaseException:
+                if out is not None:
+                    out.abort()
+                raise
+            await self._delete(ids, remove)
+            total += len(ids)
+        return total
+
+    async def _delete(self, ids: list[Any], remove: Delete) -> None:
+        for i in range(0, len(ids), self.policy.batch):
+            async with self.sessions() as db:
+                await remove(db, ids[i : i + self.policy.batch])
+                await db.commit()
+            await asyncio.sleep(self.policy.pause_s)
+
+    # --- rows in id order: log lines, audit ----------------------------------------------
+
+    async def by_id(
+        self,
+        kind: str,
+        model: type[LogLine] | type[AuditEntry],
+        at: str,
+        cut: datetime,
+        archive: bool,
+    ) -> int:
+        """Rows from the oldest id on while they are older than ``cut`` (ids grow with time: the
+        first newer row ends the round, so a round reads only what it retires)."""
+        table = model.__table__
+        batch = self.policy.batch
+
+        async def fetch(db: AsyncSession, after: int | None) -> tuple[list[Row], Any, bool]:
+            query = select(table).where(table.c.id > (after or 0)).order_by(table.c.id)
+            rows = _dicts(await db.execute(query.limit(batch)))
+            old = list(takewhile(lambda r: r[at] < cut, rows))
+            return old, old[-1]["id"] if old else after, len(old) < batch
+
+        async def remove(db: AsyncSession, ids: list[Any]) -> None:
+            await db.execute(delete(model).where(table.c.id.in_(ids)))
+
+        return await self.retire(
+            kind,
+            model.__tablename__,
+            fetch,
+            remove,
+            key="id",
+            day=lambda r: r[at].date(),
+            archive=archive,
+        )
+
+    # --- processed message ids ------------------------------------------------------------
+
+    async def processed(self, cut: datetime) -> int:
+        batch = self.policy.batch
+
+        async def fetch(db: AsyncSession, after: Any) -> tuple[list[Row], Any, bool]:
+            query = select(Processed.__table__).where(Processed.at < cut)
+            if after is not None:
+                query = query.where(tuple_(Processed.at, Processed.message_id) > after)
+            query = query.order_by(Processed.at, Processed.message_id).limit(batch)
+            rows = _dicts(await db.execute(query))
+            cursor = (rows[-1]["at"], rows[-1]["message_id"]) if rows else after
+            return rows, cursor, len(rows) < batch
+
+        async def remove(db: AsyncSession, ids: list[Any]) -> None:
+            await db.execute(delete(Processed).where(Processed.message_id.in_(ids)))
+
+        return await self.retire(
+            "processed",
+            "processed_messages",
+            fetch,
+            remove,
+            key="message_id",
+            day=lambda r: r["at"].date(),
+            archive=self.policy.archive_processed,
+        )
+
+    # --- per finished session: unimaged targets, exposures ---------------------------------
+
+    async def finished_sessions(
+        self, kind: str, cut: datetime, each: Callable[[uuid.UUID, date], Awaitable[int]]
+    ) -> int:
+        """Run ``each`` for every session whose newest run ended before ``cut``, oldest first,
+        once per ending (a mark per kind remembers how far it went)."""
+        total = 0
+        while True:
+            async with self.sessions() as db:
+                mark = await db.get(RetentionMark, kind)
+                query = (
+                    select(Run.id, Run.session_id, Run.ended_at)
+                    .join(Session, Session.latest_run_id == Run.id)
+                    .where(Run.ended_at < cut)
+                    .order_by(Run.ended_at, Run.id)
+                    .limit(100)
+                )
+                if mark is not None:
+                    query = query.where(tuple_(Run.ended_at, Run.id) > (mark.ended_at, mark.run_id))
+                due = (await db.execute(query)).all()
+            if not due:
+                return total
+            for run_id, session_id, ended_at in due:
+                assert ended_at is not None  # Run.ended_at < cut
+                total += await each(session_id, ended_at.date())
+                async with self.sessions() as db:
+                    row = await db.get(RetentionMark, kind)
+                    if row is None:
+                        db.add(RetentionMark(kind=kind, ended_at=ended_at, run_id=run_id))
+                    else:
+                        row.ended_at, row.run_id = ended_at, run_id
+                    await db.commit()
+
+    async def _of_session(
+        self,
+        kind: str,
+        table: str,
+        ids: Sequence[Any],
+        rows_of: Callable[[AsyncSession, list[Any]], Awaitable[list[Row]]],
+        remove: Delete,
+        day: date,
+    ) -> int:
+        """Retire the rows ``ids`` (found once; then read and deleted a batch at a time)."""
+        batch = self.policy.batch
+
+        async def fetch(db: AsyncSession, at: int | None) -> tuple[list[Row], Any, bool]:
+            start = at or 0
+            chunk = list(ids[start : start + batch])
+            rows = await rows_of(db, chunk) if chunk else []
+            return rows, start + batch, start + batch >= len(ids)
+
+        if not ids:
+            return 0
+        return await self.retire(kind, table, fetch, remove, key="id", day=lambda _r: day)
+
+    async def targets(self, session_id: uuid.UUID, day: date) -> int:
+        """The session's squares and holes never imaged: no square image, no exposure, not
+        done; what a run left queued goes too (a session restarted after this starts afresh
+        on its grids' squares)."""
+        async with self.sessions() as db:
+            ids = (
+                await db.scalars(
+                    select(Target.id)
+                    .where(
+                        Target.session_id == session_id,
+                        Target.image_id.is_(None),
+                        or_(Target.status.is_(None), Target.status.not_in(("done", "acquiring"))),
+                        ~exists().where(Exposure.hole_id == Target.id),
+                    )
+                    .order_by(Target.id)
+                )
+            ).all()
+
+        async def rows_of(db: AsyncSession, chunk: list[Any]) -> list[Row]:
+            query = select(Target.__table__).where(Target.id.in_(chunk)).order_by(Target.id)
+            return _dicts(await db.execute(query))
+
+        async def remove(db: AsyncSession, chunk: list[Any]) -> None:
+            await db.execute(delete(Target).where(Target.id.in_(chunk)))
+
+        return await self._of_session("targets", "targets", ids, rows_of, remove, day)
+
+    async def exposures(self, session_id: uuid.UUID, day: date) -> int:
+        """The session's exposures, each archived with its thumbnail's and spectrum's records."""
+        async with self.sessions() as db:
+            ids = (
+                await db.scalars(
+                    select(Exposure.id)
+                    .where(Exposure.session_id == session_id)
+                    .order_by(Exposure.acquired_at, Exposure.id)
+                )
+            ).all()
+
+        async def rows_of(db: AsyncSession, chunk: list[Any]) -> list[Row]:
+            query = select(Exposure.__table__).where(Exposure.id.in_(chunk))
+            rows = _dicts(await db.execute(query))
+            pngs = {r["thumbnail_id"] for r in rows} | {r["spectrum_id"] for r in rows}
+            found = _dicts(await db.execute(select(Image.__table__).where(Image.id.in_(pngs))))
+            images = {i["id"]: i for i in found}
+            out: list[Row] = []
+            for r in rows:
+                kept = [images[i] for i in (r["thumbnail_id"], r["spectrum_id"]) if i in images]
+                out.append({**r, "images": kept})
+            return out
+
+        async def remove(db: AsyncSession, chunk: list[Any]) -> None:
+            query = select(Exposure.thumbnail_id, Exposure.spectrum_id).where(
+                Exposure.id.in_(chunk)
+            )
+            pngs = {i for pair in (await db.execute(query)).all() for i in pair} - {None}
+            await db.execute(delete(Exposure).where(Exposure.id.in_(chunk)))
+            await db.execute(delete(Image).where(Image.id.in_(pngs)))
+
+        return await self._of_session("exposures", "exposures", ids, rows_of, remove, day)
+
+
+def _dicts(result: Result[Any]) -> list[Row]:
+    return [dict(r) for r in result.mappings().all()]
