@@ -109,10 +109,10 @@ async def retain_once(
             done["audit"] = await r.by_id("audit", AuditEntry, "at", cut, True)
         if policy.targets_days is not None:
             cut = now - timedelta(days=policy.targets_days)
-            done["targets"] = await r.finished_sessions("targets", cut, r.targets)
+            done["targets"] = await r.finished_sessions("targets", cut, Unimaged())
         if policy.exposures_days is not None:
             cut = now - timedelta(days=policy.exposures_days)
-            done["exposures"] = await r.finished_sessions("exposures", cut, r.exposures)
+            done["exposures"] = await r.finished_sessions("exposures", cut, Exposures())
     return done
 
 
@@ -176,9 +176,12 @@ class _Retirer:
         return total
 
     async def _delete(self, ids: list[Any], remove: Delete) -> None:
+        """Delete ``ids``: ``batch`` rows per transaction, ``DELETE_CHUNK`` per statement."""
         for i in range(0, len(ids), self.policy.batch):
             async with self.sessions() as db:
-                await remove(db, ids[i : i + self.policy.batch])
+                part = ids[i : i + self.policy.batch]
+                for j in range(0, len(part), DELETE_CHUNK):
+                    await remove(db, part[j : j + DELETE_CHUNK])
                 await db.commit()
             await asyncio.sleep(self.policy.pause_s)
 
@@ -245,11 +248,10 @@ class _Retirer:
 
     # --- per finished session: unimaged targets, exposures ---------------------------------
 
-    async def finished_sessions(
-        self, kind: str, cut: datetime, each: Callable[[uuid.UUID, date], Awaitable[int]]
-    ) -> int:
-        """Run ``each`` for every session whose newest run ended before ``cut``, oldest first,
-        once per ending (a mark per kind remembers how far it went)."""
+    async def finished_sessions(self, kind: str, cut: datetime, rows: _SessionRows) -> int:
+        """Retire ``rows`` of every session whose newest run ended before ``cut``, oldest
+        first, a hundred sessions at a time (a mark per kind remembers how far it went, so a
+        session is handled once per ending, and again only if it runs and ends again)."""
         total = 0
         while True:
             async with self.sessions() as db:
@@ -259,105 +261,120 @@ class _Retirer:
                     .join(Session, Session.latest_run_id == Run.id)
                     .where(Run.ended_at < cut)
                     .order_by(Run.ended_at, Run.id)
-                    .limit(100)
+                    .limit(SESSIONS_PER_ROUND)
                 )
                 if mark is not None:
                     query = query.where(tuple_(Run.ended_at, Run.id) > (mark.ended_at, mark.run_id))
                 due = (await db.execute(query)).all()
+                ids = list(await rows.ids(db, [d.session_id for d in due])) if due else []
             if not due:
                 return total
-            for run_id, session_id, ended_at in due:
-                assert ended_at is not None  # Run.ended_at < cut
-                total += await each(session_id, ended_at.date())
-                async with self.sessions() as db:
-                    row = await db.get(RetentionMark, kind)
-                    if row is None:
-                        db.add(RetentionMark(kind=kind, ended_at=ended_at, run_id=run_id))
-                    else:
-                        row.ended_at, row.run_id = ended_at, run_id
-                    await db.commit()
+            first = due[0].ended_at
+            assert first is not None  # Run.ended_at < cut
+            total += await self._by_ids(kind, rows, ids, first.date())
+            last = due[-1]
+            async with self.sessions() as db:
+                row = await db.get(RetentionMark, kind)
+                if row is None:
+                    db.add(RetentionMark(kind=kind, ended_at=last.ended_at, run_id=last.id))
+                else:
+                    row.ended_at, row.run_id = last.ended_at, last.id
+                await db.commit()
 
-    async def _of_session(
-        self,
-        kind: str,
-        table: str,
-        ids: Sequence[Any],
-        rows_of: Callable[[AsyncSession, list[Any]], Awaitable[list[Row]]],
-        remove: Delete,
-        day: date,
-    ) -> int:
+    async def _by_ids(self, kind: str, rows: _SessionRows, ids: Sequence[Any], day: date) -> int:
         """Retire the rows ``ids`` (found once; then read and deleted a batch at a time)."""
         batch = self.policy.batch
 
         async def fetch(db: AsyncSession, at: int | None) -> tuple[list[Row], Any, bool]:
             start = at or 0
             chunk = list(ids[start : start + batch])
-            rows = await rows_of(db, chunk) if chunk else []
-            return rows, start + batch, start + batch >= len(ids)
+            found = await rows.read(db, chunk) if chunk else []
+            return found, start + batch, start + batch >= len(ids)
 
         if not ids:
             return 0
-        return await self.retire(kind, table, fetch, remove, key="id", day=lambda _r: day)
+        return await self.retire(kind, rows.table, fetch, rows.remove, key="id", day=lambda _: day)
 
-    async def targets(self, session_id: uuid.UUID, day: date) -> int:
-        """The session's squares and holes never imaged: no square image, no exposure, not
-        done; what a run left queued goes too (a session restarted after this starts afresh
-        on its grids' squares)."""
-        async with self.sessions() as db:
-            ids = (
-                await db.scalars(
-                    select(Target.id)
-                    .where(
-                        Target.session_id == session_id,
-                        Target.image_id.is_(None),
-                        or_(Target.status.is_(None), Target.status.not_in(("done", "acquiring"))),
-                        ~exists().where(Exposure.hole_id == Target.id),
-                    )
-                    .order_by(Target.id)
-                )
-            ).all()
 
-        async def rows_of(db: AsyncSession, chunk: list[Any]) -> list[Row]:
-            query = select(Target.__table__).where(Target.id.in_(chunk)).order_by(Target.id)
-            return _dicts(await db.execute(query))
+SESSIONS_PER_ROUND = 100
+DELETE_CHUNK = 100
+"""Ids per DELETE: a hundred primary-key probes stay cheaper than reading the table, even a
+small one, so the planner never scans it to delete them."""
 
-        async def remove(db: AsyncSession, chunk: list[Any]) -> None:
-            await db.execute(delete(Target).where(Target.id.in_(chunk)))
 
-        return await self._of_session("targets", "targets", ids, rows_of, remove, day)
+class _SessionRows:
+    """What one kind retires of finished sessions: which ids, their rows, how to delete."""
 
-    async def exposures(self, session_id: uuid.UUID, day: date) -> int:
-        """The session's exposures, each archived with its thumbnail's and spectrum's records."""
-        async with self.sessions() as db:
-            ids = (
-                await db.scalars(
-                    select(Exposure.id)
-                    .where(Exposure.session_id == session_id)
-                    .order_by(Exposure.acquired_at, Exposure.id)
-                )
-            ).all()
+    table = ""
 
-        async def rows_of(db: AsyncSession, chunk: list[Any]) -> list[Row]:
-            query = select(Exposure.__table__).where(Exposure.id.in_(chunk))
-            rows = _dicts(await db.execute(query))
-            pngs = {r["thumbnail_id"] for r in rows} | {r["spectrum_id"] for r in rows}
-            found = _dicts(await db.execute(select(Image.__table__).where(Image.id.in_(pngs))))
-            images = {i["id"]: i for i in found}
-            out: list[Row] = []
-            for r in rows:
-                kept = [images[i] for i in (r["thumbnail_id"], r["spectrum_id"]) if i in images]
-                out.append({**r, "images": kept})
-            return out
+    async def ids(self, db: AsyncSession, sessions: list[uuid.UUID]) -> Sequence[Any]:
+        raise NotImplementedError
 
-        async def remove(db: AsyncSession, chunk: list[Any]) -> None:
-            query = select(Exposure.thumbnail_id, Exposure.spectrum_id).where(
-                Exposure.id.in_(chunk)
+    async def read(self, db: AsyncSession, ids: list[Any]) -> list[Row]:
+        raise NotImplementedError
+
+    async def remove(self, db: AsyncSession, ids: list[Any]) -> None:
+        raise NotImplementedError
+
+
+class Unimaged(_SessionRows):
+    """Squares and holes never imaged: no square image, no exposure, not done; what a run
+    left queued goes too (a session restarted after this starts afresh on its squares)."""
+
+    table = "targets"
+
+    async def ids(self, db: AsyncSession, sessions: list[uuid.UUID]) -> Sequence[Any]:
+        query = (
+            select(Target.id)
+            .where(
+                Target.session_id.in_(sessions),
+                Target.image_id.is_(None),
+                or_(Target.status.is_(None), Target.status.not_in(("done", "acquiring"))),
+                ~exists().where(Exposure.hole_id == Target.id),
             )
-            pngs = {i for pair in (await db.execute(query)).all() for i in pair} - {None}
-            await db.execute(delete(Exposure).where(Exposure.id.in_(chunk)))
-            await db.execute(delete(Image).where(Image.id.in_(pngs)))
+            .order_by(Target.id)
+        )
+        return (await db.scalars(query)).all()
 
-        return await self._of_session("exposures", "exposures", ids, rows_of, remove, day)
+    async def read(self, db: AsyncSession, ids: list[Any]) -> list[Row]:
+        query = select(Target.__table__).where(Target.id.in_(ids)).order_by(Target.id)
+        return _dicts(await db.execute(query))
+
+    async def remove(self, db: AsyncSession, ids: list[Any]) -> None:
+        await db.execute(delete(Target).where(Target.id.in_(ids)))
+
+
+class Exposures(_SessionRows):
+    """Exposures, each archived with its thumbnail's and spectrum's records."""
+
+    table = "exposures"
+
+    async def ids(self, db: AsyncSession, sessions: list[uuid.UUID]) -> Sequence[Any]:
+        query = (
+            select(Exposure.id)
+            .where(Exposure.session_id.in_(sessions))
+            .order_by(Exposure.session_id, Exposure.acquired_at, Exposure.id)
+        )
+        return (await db.scalars(query)).all()
+
+    async def read(self, db: AsyncSession, ids: list[Any]) -> list[Row]:
+        rows = _dicts(await db.execute(select(Exposure.__table__).where(Exposure.id.in_(ids))))
+        pngs = {r["thumbnail_id"] for r in rows} | {r["spectrum_id"] for r in rows}
+        found = _dicts(await db.execute(select(Image.__table__).where(Image.id.in_(pngs))))
+        images = {i["id"]: i for i in found}
+        return [
+            {
+                **r,
+                "images": [images[i] for i in (r["thumbnail_id"], r["spectrum_id"]) if i in images],
+            }
+            for r in rows
+        ]
+
+    async def remove(self, db: AsyncSession, ids: list[Any]) -> None:
+        query = select(Exposure.thumbnail_id, Exposure.spectrum_id).where(Exposure.id.in_(ids))
+        pngs = {i for pair in (await db.execute(query)).all() for i in pair} - {None}
+        await db.execute(delete(Exposure).where(Exposure.id.in_(ids)))
+        await db.execute(delete(Image).where(Image.id.in_(pngs)))
 
 
 def _dicts(result: Result[Any]) -> list[Row]:

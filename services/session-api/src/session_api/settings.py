@@ -19,7 +19,7 @@ def _days(value: Any) -> Any:
     return value
 
 
-Days = Annotated[float | None, BeforeValidator(_days), Field(gt=0)]
+Days = Annotated[Annotated[float, Field(gt=0)] | None, BeforeValidator(_days)]
 """Days a kind of row stays in the database before it is archived and deleted."""
 
 

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from proto import api
 from proto.messages.disk import VolumeStatus
@@ -96,16 +97,40 @@ async def live_run_on(db: AsyncSession, microscope_id: str) -> Run | None:
     )
 
 
+LatestRun = aliased(Run, name="latest_run")
+"""A session's newest run (``Session.latest_run_id``), joined into the statement that reads
+the session: a page of sessions costs one index probe per row, never a scan of the runs."""
+
+
+SessionRow = tuple[Session, Run | None, int]
+
+
+def session_rows(query: Select[Any]) -> Select[Any]:
+    """``query`` (of sessions) with each one's newest run and its runs' exposure total, read
+    in the same statement (the total through ``ix_runs_session_number``)."""
+    every = aliased(Run, name="every_run")
+    total = (
+        select(func.coalesce(func.sum(every.exposures), 0))
+        .where(every.session_id == Session.id)
+        .correlate(Session)
+        .scalar_subquery()
+    )
+    return query.outerjoin(LatestRun, LatestRun.id == Session.latest_run_id).add_columns(
+        LatestRun, total
+    )
+
+
 async def session_view(db: AsyncSession, s: Session) -> api.SessionView:
-    return (await session_views(db, [s]))[0]
+    row = (await db.execute(session_rows(select(Session).where(Session.id == s.id)))).one()
+    return (await session_views(db, [(row[0], row[1], row[2])]))[0]
 
 
-async def session_views(db: AsyncSession, sessions: Sequence[Session]) -> list[api.SessionView]:
-    """The views of ``sessions`` in four statements, however many there are: their grids,
-    their newest runs, their microscopes and their exposure totals, each read for all."""
-    if not sessions:
+async def session_views(db: AsyncSession, rows: Sequence[SessionRow]) -> list[api.SessionView]:
+    """The views of sessions read with :func:`session_rows`, in two more statements however
+    many there are: their grids and their microscopes, each read for all of them."""
+    if not rows:
         return []
-    ids = [s.id for s in sessions]
+    ids = [s.id for s, _run, _total in rows]
     grids: dict[uuid.UUID, list[Grid]] = defaultdict(list)
     for g in (
         await db.scalars(
@@ -113,35 +138,17 @@ async def session_views(db: AsyncSession, sessions: Sequence[Session]) -> list[a
         )
     ).all():
         grids[g.session_id].append(g)
-    run_ids = {s.latest_run_id for s in sessions if s.latest_run_id is not None}
-    runs = {r.id: r for r in (await db.scalars(select(Run).where(Run.id.in_(run_ids)))).all()}
     scopes = {
         m.id: m
         for m in (
             await db.scalars(
-                select(Microscope).where(Microscope.id.in_({s.microscope_id for s in sessions}))
-            )
-        ).all()
-    }
-    totals: dict[uuid.UUID, int] = {
-        sid: int(n or 0)
-        for sid, n in (
-            await db.execute(
-                select(Run.session_id, func.sum(Run.exposures))
-                .where(Run.session_id.in_(ids))
-                .group_by(Run.session_id)
+                select(Microscope).where(Microscope.id.in_({s.microscope_id for s, _r, _t in rows}))
             )
         ).all()
     }
     return [
-        _session_view(
-            s,
-            grids[s.id],
-            runs.get(s.latest_run_id) if s.latest_run_id else None,
-            scopes.get(s.microscope_id),
-            totals.get(s.id, 0),
-        )
-        for s in sessions
+        _session_view(s, grids[s.id], run, scopes.get(s.microscope_id), int(total or 0))
+        for s, run, total in rows
     ]
 
 

@@ -39,10 +39,12 @@ from session_api.grids import waiting_queue
 from session_api.lookup import session_or_404
 from session_api.paging import MAX_NUMBER, bad_query, cut, link_next
 from session_api.views import (
+    LatestRun,
     exposure_view,
     image_view,
     latest_run,
     run_view,
+    session_rows,
     session_view,
     session_views,
     target_view,
@@ -90,7 +92,7 @@ async def list_sessions(
     for name, value in (("since", since), ("until", until)):
         if value is not None and value.tzinfo is None:
             raise bad_query(name, "give a time zone (e.g. Z)")
-    query = select(Session).order_by(Session.created_at.desc(), Session.id.desc())
+    query = session_rows(select(Session)).order_by(Session.created_at.desc(), Session.id.desc())
     if archived != "include":
         query = query.where(Session.archived.is_(archived == "only"))
     if microscope_id:
@@ -102,17 +104,16 @@ async def list_sessions(
     if state == "idle":
         query = query.where(Session.latest_run_id.is_(None))
     elif state is not None:
-        query = query.join(Run, Run.id == Session.latest_run_id).where(
-            Run.state == const(state.value)
-        )
+        query = query.where(LatestRun.state == const(state.value))
     if before is not None:
         last = await db.get(Session, before)
         if last is None:
             raise bad_query("before", f"no session {before}")
         query = query.where(tuple_(Session.created_at, Session.id) < (last.created_at, last.id))
-    rows, more = cut((await db.scalars(query.limit(limit + 1))).all(), limit)
+    found = (await db.execute(query.limit(limit + 1))).all()
+    rows, more = cut([(r[0], r[1], r[2]) for r in found], limit)
     if more:
-        link_next(request, response, before=str(rows[-1].id))
+        link_next(request, response, before=str(rows[-1][0].id))
     return await session_views(db, rows)
 
 
