@@ -8,24 +8,19 @@ from __future__ import annotations
 
 import json
 import uuid
-from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from proto.bus.memory import MemoryBus
 from proto.lease.memory import MemoryLeases
-from session_api.app import create_app
-from session_api.auth import add_user
 from session_api.db.engine import make_engine, migrate
 from session_api.reconcile import reconcile_once
 from session_api.retention import Policy, retain_once
-from session_api.settings import ApiSettings
+from support.api_app import api_app
 from support.database import fresh_database
 from support.events import Cases
 from support.facility import Shape, seed
@@ -47,43 +42,7 @@ LARGE = {
     "processed_messages",
     "audit",
 }
-PASSWORD = "correct horse battery"
 Captured = list[tuple[str, Any]]
-
-
-async def _app(url: str, tmp: Path) -> tuple[FastAPI, AsyncExitStack]:
-    settings = ApiSettings(
-        database_url=url,
-        heartbeat_timeout_s=1e6,
-        start_timeout_s=1e6,
-        reconcile_interval_s=3600,
-        retention_interval_s=3600,
-        archive_dir=tmp / "archive",
-        data_roots=[tmp],
-    )
-    bus = MemoryBus()
-    app = create_app(settings, bus=bus, leases=MemoryLeases())
-    stack = AsyncExitStack()
-    await stack.enter_async_context(bus)
-    await stack.enter_async_context(app.router.lifespan_context(app))
-    return app, stack
-
-
-async def _clients(app: FastAPI, stack: AsyncExitStack) -> dict[str, httpx.AsyncClient]:
-    async with app.state.sessionmaker() as db:
-        for role in ("viewer", "operator", "staff"):
-            await add_user(db, role, role, PASSWORD)
-        await db.commit()
-    clients = {}
-    transport = httpx.ASGITransport(app=app)
-    for role in ("viewer", "operator", "staff"):
-        c = await stack.enter_async_context(
-            httpx.AsyncClient(transport=transport, base_url="http://t")
-        )
-        r = await c.post("/api/auth/token", json={"username": role, "password": PASSWORD})
-        c.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
-        clients[role] = c
-    return clients
 
 
 def _capture(engine: AsyncEngine, into: Captured) -> Any:
@@ -141,10 +100,8 @@ async def test_no_statement_scans_a_large_table(tmp_path: Path) -> None:
 
         fac = await seed(url.replace("postgresql+asyncpg", "postgresql"), SHAPE)
         assert all(fac.counts[t] >= 4000 for t in LARGE), str(fac.counts)
-        app, stack = await _app(url, tmp_path)
-        async with stack:
-            clients = await _clients(app, stack)
-            sessions = app.state.sessionmaker
+        async with api_app(url, tmp_path) as api:
+            app, clients, sessions = api.app, api.clients, api.sessions
             target = await aims(sessions, fac)
             seen: Captured = []
             hook = _capture(sessions.kw["bind"], seen)
