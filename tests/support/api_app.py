@@ -50,7 +50,11 @@ def settings_for(url: str, tmp: Path) -> ApiSettings:
 
 
 @asynccontextmanager
-async def api_app(url: str, tmp: Path) -> AsyncIterator[Api]:
+async def api_app(
+    url: str, tmp: Path, passwords: dict[str, str] | None = None
+) -> AsyncIterator[Api]:
+    """session-api on ``url`` with a user per role (``passwords``: theirs, by role)."""
+    passwords = passwords or dict.fromkeys(ROLES, PASSWORD)
     bus = MemoryBus()
     app = create_app(settings_for(url, tmp), bus=bus, leases=MemoryLeases())
     async with AsyncExitStack() as stack:
@@ -58,7 +62,7 @@ async def api_app(url: str, tmp: Path) -> AsyncIterator[Api]:
         await stack.enter_async_context(app.router.lifespan_context(app))
         async with app.state.sessionmaker() as db:
             for role in ROLES:
-                await add_user(db, role, role, PASSWORD)  # type: ignore[arg-type]
+                await add_user(db, role, role, passwords[role])  # type: ignore[arg-type]
             await db.commit()
         transport = httpx.ASGITransport(app=app)
         clients, tokens = {}, {}
@@ -66,7 +70,8 @@ async def api_app(url: str, tmp: Path) -> AsyncIterator[Api]:
             client = await stack.enter_async_context(
                 httpx.AsyncClient(transport=transport, base_url="http://api")
             )
-            r = await client.post("/api/auth/token", json={"username": role, "password": PASSWORD})
+            body = {"username": role, "password": passwords[role]}
+            r = await client.post("/api/auth/token", json=body)
             tokens[role] = r.json()["access_token"]
             client.headers["Authorization"] = f"Bearer {tokens[role]}"
             clients[role] = client

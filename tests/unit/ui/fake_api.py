@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID, uuid4
 
 from fastapi import Body, FastAPI, Header, HTTPException, Query, Request
@@ -102,6 +103,7 @@ class Sess:
     runs: list[dict[str, Any]] = field(default_factory=list)
     targets: dict[UUID, dict[str, Any]] = field(default_factory=dict)
     exposures: list[ExposureView] = field(default_factory=list)
+    created_at: datetime = T0
 
 
 class FakeApi:
@@ -137,7 +139,7 @@ class FakeApi:
             )
             for i in range(grids)
         ]
-        s = Sess(sid, name, scope, gv)
+        s = Sess(sid, name, scope, gv, created_at=T0 + timedelta(seconds=len(self.sessions)))
         for g in gv:
             for k in range(squares):
                 tid = uuid4()
@@ -199,12 +201,13 @@ class FakeApi:
             name=s.name,
             microscope_id=s.scope,
             microscope_name=scope.name,
-            created_at=T0,
+            created_at=s.created_at,
             created_by="operator",
             pause_between_grids=s.pause,
             grids=s.grids,
             run=self.run_view(s, s.runs[-1]) if s.runs else None,
             lock_holder=holder,
+            exposures=len(s.exposures),
         )
 
     def queue_view(self, s: Sess) -> QueueView:
@@ -448,8 +451,15 @@ class FakeApi:
 
         @app.get("/api/sessions")
         async def sessions(
-            authorization: Auth = None, microscope_id: str | None = None, state: str | None = None
+            request: Request,
+            response: Response,
+            authorization: Auth = None,
+            microscope_id: str | None = None,
+            state: str | None = None,
+            limit: int = Query(100, ge=1, le=500),
+            before: UUID | None = None,
         ) -> list[SessionView]:
+            """Newest first, filtered, then cut to a page (as session-api does)."""
             user_of(authorization)
             out = [fake.session_view(s) for s in fake.sessions.values()]
             if microscope_id:
@@ -458,7 +468,8 @@ class FakeApi:
                 out = [v for v in out if v.run is None]
             elif state:
                 out = [v for v in out if v.run and v.run.state == state]
-            return out
+            out.sort(key=lambda v: (v.created_at, str(v.id)), reverse=True)
+            return page(request, response, out, limit, before, lambda v: v.id, "session")
 
         @app.get("/api/sessions/{session_id}")
         async def get_session(session_id: UUID, authorization: Auth = None) -> SessionView:
@@ -714,15 +725,32 @@ class FakeApi:
             raise HTTPException(404, "no such square")
 
         @app.get("/api/sessions/{session_id}/runs")
-        async def runs(session_id: UUID, authorization: Auth = None) -> list[RunView]:
+        async def runs(
+            session_id: UUID,
+            request: Request,
+            response: Response,
+            authorization: Auth = None,
+            limit: int = Query(100, ge=1, le=1000),
+        ) -> list[RunView]:
             user_of(authorization)
             s = sess(session_id)
-            return [fake.run_view(s, r) for r in reversed(s.runs)]
+            views = [fake.run_view(s, r) for r in reversed(s.runs)]
+            return page(request, response, views, limit, None, lambda r: r.number, "run")
 
         @app.get("/api/sessions/{session_id}/exposures")
-        async def exposures(session_id: UUID, authorization: Auth = None) -> list[ExposureView]:
+        async def exposures(
+            session_id: UUID,
+            request: Request,
+            response: Response,
+            authorization: Auth = None,
+            limit: int = Query(200, ge=1, le=5000),
+            before: UUID | None = None,
+        ) -> list[ExposureView]:
             user_of(authorization)
-            return sess(session_id).exposures
+            rows = sorted(
+                sess(session_id).exposures, key=lambda e: (e.acquired_at, str(e.id)), reverse=True
+            )
+            return page(request, response, rows, limit, before, lambda e: e.id, "exposure")
 
         @app.get("/api/images/{name}")
         async def image(name: str, authorization: Auth = None) -> Response:
@@ -756,6 +784,35 @@ class FakeApi:
                     spectrum_url=None if failed else f"/api/images/{uuid4()}.png",
                 )
             )
+
+
+P = TypeVar("P")
+
+
+def page(
+    request: Request,
+    response: Response,
+    rows: list[P],
+    limit: int,
+    before: object | None,
+    key: Callable[[P], object],
+    what: str,
+) -> list[P]:
+    """``rows`` (newest first) after the one whose key is ``before``, cut to ``limit``, with
+    session-api's ``Link: <…>; rel="next"`` when more follow."""
+    if before is not None:
+        at = next((i for i, r in enumerate(rows) if key(r) == before), None)
+        if at is None:
+            raise HTTPException(
+                422, [{"loc": ["query", "before"], "msg": f"no {what} {before}", "type": "value"}]
+            )
+        rows = rows[at + 1 :]
+    if len(rows) > limit:
+        url = request.url.remove_query_params("before").include_query_params(
+            before=str(key(rows[limit - 1]))
+        )
+        response.headers["Link"] = f'<{url.path}?{url.query}>; rel="next"'
+    return rows[:limit]
 
 
 def volume(

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
+from urllib.parse import parse_qs, urlsplit
 from uuid import UUID
 
 import httpx
@@ -131,6 +133,24 @@ def raise_for(response: httpx.Response) -> None:
     raise Unavailable(f"session-api answered {status}: {detail}", status)
 
 
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a session-api list, newest first, and where the next (older) one starts:
+    the ``before`` cursor of its ``Link: rel="next"``, ``None`` on the last page."""
+
+    items: list[T]
+    next: str | None = None
+
+
+def next_cursor(response: httpx.Response, name: str = "before") -> str | None:
+    """The ``name`` parameter of the response's ``rel="next"`` link, if it has one."""
+    url = response.links.get("next", {}).get("url")
+    if not url:
+        return None
+    values = parse_qs(urlsplit(url).query).get(name)
+    return values[0] if values else None
+
+
 _SESSIONS = TypeAdapter(list[SessionView])
 _MICROSCOPES = TypeAdapter(list[MicroscopeView])
 _LOGS = TypeAdapter(list[LogLineView])
@@ -193,20 +213,25 @@ class ApiClient:
         since: datetime | None = None,
         until: datetime | None = None,
         archived: str | None = None,
-    ) -> list[SessionView]:
+        limit: int = 50,
+        before: UUID | None = None,
+    ) -> Page[SessionView]:
+        """A page of sessions, newest first, filtered by session-api before it is cut."""
         params = {
-            k: v.isoformat() if isinstance(v, datetime) else v
+            k: v.isoformat() if isinstance(v, datetime) else str(v)
             for k, v in {
                 "microscope_id": microscope_id,
                 "state": state,
                 "since": since,
                 "until": until,
                 "archived": archived,
+                "limit": limit,
+                "before": before,
             }.items()
             if v
         }
         r = await self._send("GET", "/api/sessions", params=params)
-        return _SESSIONS.validate_json(r.content)
+        return Page(_SESSIONS.validate_json(r.content), next_cursor(r))
 
     async def session(self, session_id: UUID) -> SessionView:
         return await self._get(SessionView, f"/api/sessions/{session_id}")
@@ -273,13 +298,20 @@ class ApiClient:
     async def square(self, square_id: UUID) -> SquareDetail:
         return await self._get(SquareDetail, f"/api/squares/{square_id}")
 
-    async def runs(self, session_id: UUID) -> list[RunView]:
-        r = await self._send("GET", f"/api/sessions/{session_id}/runs")
-        return _RUNS.validate_json(r.content)
+    async def runs(self, session_id: UUID, *, limit: int = 100) -> Page[RunView]:
+        """The session's newest runs."""
+        r = await self._send("GET", f"/api/sessions/{session_id}/runs", params={"limit": limit})
+        return Page(_RUNS.validate_json(r.content), next_cursor(r))
 
-    async def exposures(self, session_id: UUID) -> list[ExposureView]:
-        r = await self._send("GET", f"/api/sessions/{session_id}/exposures")
-        return _EXPOSURES.validate_json(r.content)
+    async def exposures(
+        self, session_id: UUID, *, limit: int = 100, before: UUID | None = None
+    ) -> Page[ExposureView]:
+        """A page of the session's exposures, newest first (``before``: older than that one)."""
+        params: dict[str, str | int] = {"limit": limit}
+        if before is not None:
+            params["before"] = str(before)
+        r = await self._send("GET", f"/api/sessions/{session_id}/exposures", params=params)
+        return Page(_EXPOSURES.validate_json(r.content), next_cursor(r))
 
     async def image(self, path: str) -> tuple[bytes, str]:
         """An image by its API path (``/api/images/<id>.png``): bytes and content type."""

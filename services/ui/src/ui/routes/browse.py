@@ -31,6 +31,10 @@ def _day(value: str | None) -> date | None:
         return None
 
 
+SESSIONS_PAGE = 50
+"""Sessions per page of the list (newest first; "older" pages back)."""
+
+
 @router.get("/sessions")
 async def sessions(
     request: Request,
@@ -40,7 +44,9 @@ async def sessions(
     since: str | None = None,
     until: str | None = None,
     archived: str | None = None,
+    before: UUID | None = None,
 ) -> Response:
+    """The sessions, newest first, a page at a time; session-api filters before it cuts."""
     d0, d1 = _day(since), _day(until)
     archived = archived if archived in ("only", "include") else None
     found, scopes = await asyncio.gather(
@@ -50,11 +56,15 @@ async def sessions(
             since=datetime.combine(d0, time(), UTC) if d0 else None,
             until=datetime.combine(d1, time(), UTC) + timedelta(days=1) if d1 else None,
             archived=archived,
+            limit=SESSIONS_PAGE,
+            before=before,
         ),
         api.microscopes(),
     )
     context = {
-        "sessions": sorted(found, key=lambda s: s.created_at, reverse=True),
+        "sessions": found.items,
+        "older": _page_url(request, found.next),
+        "newest": _newest_url(request),
         "scopes": scopes,
         "states": STATES,
         "filters": {
@@ -71,6 +81,22 @@ async def sessions(
     return render(request, "pages/sessions.html", context)
 
 
+def _page_url(request: Request, before: object | None) -> str | None:
+    """This page's URL starting ``before`` (the next, older page; ``None``: there is none)."""
+    if before is None:
+        return None
+    url = request.url.remove_query_params("before").include_query_params(before=str(before))
+    return f"{url.path}?{url.query}"
+
+
+def _newest_url(request: Request) -> str | None:
+    """This page's URL without a cursor: the newest page (``None`` when this is it)."""
+    if "before" not in request.query_params:
+        return None
+    url = request.url.remove_query_params("before")
+    return f"{url.path}?{url.query}" if url.query else url.path
+
+
 async def _square(api: ApiClient, square: UUID | None) -> SquareDetail | None:
     if square is None:
         return None
@@ -84,6 +110,12 @@ NEWS_EVERY_S = 10
 """How often an open session browser asks whether its live run took new exposures."""
 
 
+EXPOSURES_PAGE = 100
+"""Exposures per page of the table (newest first; "older" pages back)."""
+PLOT_SAMPLE = 1000
+"""The plots draw the session's newest this many exposures, and say so."""
+
+
 @router.get("/sessions/{session_id}/browse")
 async def browse(
     request: Request,
@@ -92,14 +124,22 @@ async def browse(
     user: UserDep,
     grid: UUID | None = None,
     square: UUID | None = None,
+    before: UUID | None = None,
 ) -> Response:
     session = await api.session(session_id)
     chosen = _choose_grid(session, grid)
-    detail, exposures, runs = await asyncio.gather(
+    detail, sample, older_page, runs = await asyncio.gather(
         api.grid(session_id, chosen) if chosen else _nothing(),
-        api.exposures(session_id),
+        api.exposures(session_id, limit=PLOT_SAMPLE),
+        api.exposures(session_id, limit=EXPOSURES_PAGE, before=before) if before else _nothing(),
         api.runs(session_id),
     )
+    if older_page is None:  # the newest page is the start of the plots' sample
+        rows = sample.items[:EXPOSURES_PAGE]
+        more = len(sample.items) > EXPOSURES_PAGE or sample.next is not None
+        older: object | None = rows[-1].id if more and rows else None
+    else:
+        rows, older = older_page.items, older_page.next
     if square is None and detail is not None:
         imaged = [t.id for t in detail.squares if t.image_id is not None]
         square = imaged[-1] if imaged else None  # the latest imaged square, to start with
@@ -108,11 +148,22 @@ async def browse(
         "s": session,
         "grid": detail,
         "sq": sq,
-        "exposures": sorted(exposures, key=lambda e: e.acquired_at, reverse=True),
-        "runs": runs,
-        "run_numbers": {r.id: r.number for r in runs},
+        "exposures": rows,
+        "exposure_pages": {
+            "older": _page_url(request, older),
+            "newest": _newest_url(request),
+            "first": before is None,
+        },
+        "runs": runs.items,
+        "more_runs": runs.next is not None,
+        "run_numbers": {r.id: r.number for r in runs.items},
         "grid_names": {g.id: g.name for g in session.grids},
-        "plots": _plots(exposures),
+        "plots": _plots(sample.items),
+        "sample": {
+            "n": len(sample.items),
+            "all": sample.next is None,
+            "since": min((e.acquired_at for e in sample.items), default=None),
+        },
         "every_s": NEWS_EVERY_S,
         "can_operate": user.can_operate,
         "nav": "sessions",
