@@ -23,7 +23,11 @@ from session_api.db.models import Grid, Run, Session, Target
 from support.facility import Facility
 
 TARGETS_PER_GRID = 200
-"""Targets on a grid a case finishes (each of its squares and holes is looked at)."""
+"""Targets queued on a grid a case finishes."""
+SQUARES_FOUND = 60
+HOLES_FOUND = 300
+"""Targets per finder event: the finders report every square of an atlas and every hole of a
+square (the simulator's 768 px squares give 300–500 holes)."""
 
 
 def _now() -> datetime:
@@ -139,7 +143,9 @@ class Cases:
             await db.commit()
             return grid
 
-    def _targets(self, grid: uuid.UUID, parent: uuid.UUID, kind: str) -> tuple[m.Target, ...]:
+    def _targets(
+        self, grid: uuid.UUID, parent: uuid.UUID, kind: str, n: int
+    ) -> tuple[m.Target, ...]:
         return tuple(
             m.Target(
                 target_id=uuid.uuid4(),
@@ -152,7 +158,7 @@ class Cases:
                 cls="good",
                 score=0.9 - i / 100,
             )
-            for i in range(20)
+            for i in range(n)
         )
 
     # --- the events ---------------------------------------------------------------------------
@@ -264,7 +270,7 @@ class Cases:
             run_id=self.fac.busy_run,
             grid_id=grid,
             atlas_id=atlas,
-            squares=self._targets(grid, atlas, "square"),
+            squares=self._targets(grid, atlas, "square", SQUARES_FOUND),
         )
 
     async def _square(self) -> m.Message:
@@ -285,7 +291,7 @@ class Cases:
             run_id=self.fac.busy_run,
             grid_id=grid,
             square_id=square,
-            holes=self._targets(grid, square, "hole"),
+            holes=self._targets(grid, square, "hole", HOLES_FOUND),
         )
 
     async def _exposure(self) -> m.Message:

@@ -11,14 +11,15 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Table, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from proto import messages as m
 from proto.states import RunState, can_move
+from session_api.db.insert import insert_new
 from session_api.db.models import (
     Exposure,
     Grid,
@@ -237,36 +238,37 @@ class Projector:
     async def _image(
         self,
         db: AsyncSession,
-        run_id: uuid.UUID,
+        session_id: uuid.UUID,
         image_id: uuid.UUID,
         kind: str,
         grid_id: uuid.UUID | None,
         ref: m.ImageRef,
     ) -> None:
-        session_id = await db.scalar(select(Run.session_id).where(Run.id == run_id))
-        if session_id is None or await db.get(Image, image_id) is not None:
-            return
         height, width = (ref.shape[-2], ref.shape[-1]) if len(ref.shape) >= 2 else (0, 0)
-        db.add(
-            Image(
-                id=image_id,
-                kind=kind,
-                session_id=session_id,
-                grid_id=grid_id,
-                path=ref.path,
-                preview_path=ref.preview_path,
-                width=width,
-                height=height,
-                pixel_size_a=ref.pixel_size_a,
-            )
-        )
+        row = {
+            "id": image_id,
+            "kind": kind,
+            "session_id": session_id,
+            "grid_id": grid_id,
+            "path": ref.path,
+            "preview_path": ref.preview_path,
+            "width": width,
+            "height": height,
+            "pixel_size_a": ref.pixel_size_a,
+        }
+        await insert_new(db, cast(Table, Image.__table__), [row])
+
+    async def _session_of(self, db: AsyncSession, run_id: uuid.UUID) -> uuid.UUID | None:
+        return await db.scalar(select(Run.session_id).where(Run.id == run_id))
 
     async def _atlas(self, db: AsyncSession, e: m.AtlasAcquired) -> None:
-        await self._image(db, e.run_id, e.atlas_id, "atlas", e.grid_id, e.image)
+        if (session_id := await self._session_of(db, e.run_id)) is not None:
+            await self._image(db, session_id, e.atlas_id, "atlas", e.grid_id, e.image)
         await db.execute(update(Grid).where(Grid.id == e.grid_id).values(atlas_id=e.atlas_id))
 
     async def _square_image(self, db: AsyncSession, e: m.SquareAcquired) -> None:
-        await self._image(db, e.run_id, e.square_id, "square", e.grid_id, e.image)
+        if (session_id := await self._session_of(db, e.run_id)) is not None:
+            await self._image(db, session_id, e.square_id, "square", e.grid_id, e.image)
         await db.execute(
             update(Target).where(Target.id == e.square_id).values(image_id=e.square_id)
         )
@@ -274,13 +276,9 @@ class Projector:
     async def _targets(
         self, db: AsyncSession, run_id: uuid.UUID, found: tuple[m.Target, ...]
     ) -> None:
-        session_id = await db.scalar(select(Run.session_id).where(Run.id == run_id))
-        if session_id is None or not found:
+        session_id = await self._session_of(db, run_id)
+        if session_id is None:
             return
-        # one read for all of them: a square image has hundreds of holes, and a read each
-        # held the projector (every other run's events waited) for seconds under load
-        ids = [t.target_id for t in found]
-        known = set((await db.scalars(select(Target.id).where(Target.id.in_(ids)))).all())
         rows = [
             {
                 "id": t.target_id,
@@ -295,12 +293,12 @@ class Projector:
                 "cls": t.cls,
                 "score": t.score,
                 "ice_nm": t.ice_nm,
+                "status": None,
+                "image_id": None,
             }
             for t in found
-            if t.target_id not in known
         ]
-        if rows:
-            await db.execute(insert(Target), rows)
+        await insert_new(db, cast(Table, Target.__table__), rows)
 
     async def _squares(self, db: AsyncSession, e: m.SquaresFound) -> None:
         await self._targets(db, e.run_id, e.squares)
@@ -343,9 +341,8 @@ class Projector:
             if path:
                 image_id = uuid.uuid5(e.exposure_id, attr)
                 ref = m.ImageRef(path=path, pixel_size_a=1.0, shape=(256, 256), preview_path=path)
-                await self._image(
-                    db, e.run_id, image_id, attr.removesuffix("_id"), row.grid_id, ref
-                )
+                kind = attr.removesuffix("_id")
+                await self._image(db, row.session_id, image_id, kind, row.grid_id, ref)
                 setattr(row, attr, image_id)
 
     async def _failed(self, db: AsyncSession, e: m.ImageFailed) -> None:

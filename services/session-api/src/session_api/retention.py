@@ -88,16 +88,21 @@ class Policy:
 
 
 async def retain_once(
-    sessions: Sessions, policy: Policy, *, now: datetime | None = None
+    sessions: Sessions,
+    policy: Policy,
+    *,
+    now: datetime | None = None,
+    progress: dict[str, int] | None = None,
 ) -> dict[str, int] | None:
     """One round over every kind; the rows retired per kind, or ``None`` when another
-    replica holds the round."""
+    replica holds the round. ``progress`` (if given) counts the rows deleted so far, by
+    kind, while the round runs."""
     now = now or utcnow()
     done: dict[str, int] = {}
     async with _exclusive(sessions) as mine:
         if not mine:
             return None
-        r = _Retirer(sessions, policy)
+        r = _Retirer(sessions, policy, progress if progress is not None else {})
         if policy.log_lines_days is not None:
             cut = now - timedelta(days=policy.log_lines_days)
             done["log_lines"] = await r.by_id("log_lines", LogLine, "sent_at", cut, True)
@@ -129,8 +134,8 @@ async def _exclusive(sessions: Sessions) -> AsyncIterator[bool]:
 
 
 class _Retirer:
-    def __init__(self, sessions: Sessions, policy: Policy) -> None:
-        self.sessions, self.policy = sessions, policy
+    def __init__(self, sessions: Sessions, policy: Policy, progress: dict[str, int]) -> None:
+        self.sessions, self.policy, self.progress = sessions, policy, progress
 
     async def retire(
         self,
@@ -171,11 +176,11 @@ class _Retirer:
                 if out is not None:
                     out.abort()
                 raise
-            await self._delete(ids, remove)
+            await self._delete(kind, ids, remove)
             total += len(ids)
         return total
 
-    async def _delete(self, ids: list[Any], remove: Delete) -> None:
+    async def _delete(self, kind: str, ids: list[Any], remove: Delete) -> None:
         """Delete ``ids``: ``batch`` rows per transaction, ``DELETE_CHUNK`` per statement."""
         for i in range(0, len(ids), self.policy.batch):
             async with self.sessions() as db:
@@ -183,6 +188,7 @@ class _Retirer:
                 for j in range(0, len(part), DELETE_CHUNK):
                     await remove(db, part[j : j + DELETE_CHUNK])
                 await db.commit()
+            self.progress[kind] = self.progress.get(kind, 0) + len(part)
             await asyncio.sleep(self.policy.pause_s)
 
     # --- rows in id order: log lines, audit ----------------------------------------------

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Row, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -293,7 +293,9 @@ def target_view(t: Target) -> api.TargetView:
     )
 
 
-def exposure_view(e: Exposure) -> api.ExposureView:
+def exposure_view(e: Exposure | Row[Any]) -> api.ExposureView:
+    """From an ORM row or a Core row of ``exposures`` (pages read Core rows: building a
+    thousand ORM objects cost more than the query)."""
     astig = (
         abs(e.defocus1_a - e.defocus2_a)
         if e.defocus1_a is not None and e.defocus2_a is not None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -40,8 +40,8 @@ def _filtered(
     panel: Panel | None,
     level: Level | None,
     since: datetime | None,
-) -> Select[LogLine]:
-    query = select(LogLine).where(LogLine.session_id == session_id)
+) -> Select[Any]:
+    query = select(*LogLine.__table__.c).where(LogLine.session_id == session_id)
     if since is not None:
         query = query.where(LogLine.sent_at >= since)
     if panel:
@@ -92,12 +92,12 @@ async def get_logs(
         if before_id is not None:
             query = query.where(LogLine.id < before_id)
         newest = query.order_by(LogLine.id.desc()).limit(size + 1)
-        found = list((await db.scalars(newest)).all())
+        found = list((await db.execute(newest)).all())
         rows = list(reversed(found[:size]))
         if len(found) > size:
             link_next(request, response, before_id=rows[0].id)
     else:
-        rows = list((await db.scalars(query.order_by(LogLine.id).limit(limit))).all())
+        rows = list((await db.execute(query.order_by(LogLine.id).limit(limit))).all())
         if len(rows) == limit:
             link_next(request, response, after_id=rows[-1].id)
     return [
@@ -116,7 +116,7 @@ async def get_logs(
 
 
 async def _text(
-    sessions: async_sessionmaker[AsyncSession], query: Select[LogLine]
+    sessions: async_sessionmaker[AsyncSession], query: Select[Any]
 ) -> AsyncIterator[bytes]:
     """The lines of ``query`` as text, ``TEXT_BATCH`` at a time by id (keyset)."""
     cols = (LogLine.id, LogLine.sent_at, LogLine.level, LogLine.service, LogLine.text)

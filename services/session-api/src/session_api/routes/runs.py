@@ -127,13 +127,13 @@ async def get_audit(
     before: Annotated[int | None, Query(ge=1, le=MAX_ID, description="an audit id: entries before it")] = None,
 ) -> list[AuditView]:
     """Who did what, when, to which run, and the outcome; newest first, a page at a time."""
-    query = select(AuditEntry)
+    query = select(*AuditEntry.__table__.c)
     if session_id:
         query = query.where(AuditEntry.session_id == session_id)
     if before is not None:
         query = query.where(AuditEntry.id < before)
     query = query.order_by(AuditEntry.id.desc()).limit(limit + 1)
-    rows, more = cut((await db.scalars(query)).all(), limit)
+    rows, more = cut((await db.execute(query)).all(), limit)
     if more:
         link_next(request, response, before=rows[-1].id)
     return [

@@ -222,14 +222,14 @@ async def get_exposures(
     """The session's exposures, newest first, with their processing results, a page at a
     time (``before``: the last exposure of the page before)."""
     await session_or_404(db, session_id)
-    query = select(Exposure).where(Exposure.session_id == session_id)
+    query = select(*Exposure.__table__.c).where(Exposure.session_id == session_id)
     if before is not None:
         last = await db.get(Exposure, before)
         if last is None or last.session_id != session_id:
             raise bad_query("before", f"no exposure {before} in session {session_id}")
         query = query.where(tuple_(Exposure.acquired_at, Exposure.id) < (last.acquired_at, last.id))
     query = query.order_by(Exposure.acquired_at.desc(), Exposure.id.desc()).limit(limit + 1)
-    rows, more = cut((await db.scalars(query)).all(), limit)
+    rows, more = cut((await db.execute(query)).all(), limit)
     if more:
         link_next(request, response, before=str(rows[-1].id))
     return [exposure_view(e) for e in rows]
