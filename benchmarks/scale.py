@@ -208,7 +208,7 @@ async def hole_on_screened_grid(stack: Stack, fac: Facility) -> uuid.UUID:
         hole = await db.scalar(
             select(Target.id)
             .join(Grid, Grid.id == Target.grid_id)
-            .where(Grid.session_id == fac.busy, Grid.name == "g2", Target.kind == "hole")
+            .where(Grid.session_id == fac.busy, Grid.status == "screening", Target.kind == "hole")
             .limit(1)
         )
     assert isinstance(hole, uuid.UUID)

@@ -29,10 +29,10 @@ class Shape:
     span_days: float = 45.0
     rate_per_h: float = 600.0
     idle_share: float = 0.03
-    squares_per_grid: int = 6
-    spare_holes: int = 4
-    """Holes found per exposure that are never imaged (the hole finder reports every hole of
-    a square; the run images a few)."""
+    squares_per_grid: int = 12
+    spare_holes: int = 16
+    """Holes found on each imaged square that are never imaged (the hole finder reports every
+    hole of a square; the run images a few)."""
     seed: int = 18
 
 
@@ -116,6 +116,7 @@ class Scope:
         if rng.random() < self.shape.idle_share and not live and sid not in (fac.busy, fac.small):
             yield t0, ("sessions", session)
             return
+        cassette = 12 if n > 3000 else 3  # a very busy session screens a full cassette
         runs = 2 if n > 20 and rng.random() < 0.2 else 1
         run_rows: list[dict[str, Any]] = []
         for k in range(runs):
@@ -142,7 +143,7 @@ class Scope:
                     "stop_requested": False,
                     "decision": None,
                     "queue": json.dumps({"items": [], "counts": {"queued": 3}}),
-                    "current_grid": "g2",
+                    "current_grid": f"g{cassette - 1 if live else cassette}",
                     "exposures": share,
                     "exposures_failed": 0,
                     "last_exposure_at": started + share * step if share else None,
@@ -154,76 +155,70 @@ class Scope:
             session["live_run_id"] = run_rows[-1]["id"]
             fac.live_runs[self.scope] = run_rows[-1]["id"]
         yield t0, ("sessions", session)
-        grids, squares = [], []
-        for pos in (1, 2, 3):
+        grids: list[tuple[uuid.UUID, uuid.UUID]] = []
+        for pos in range(1, cassette + 1):
             gid, atlas = ids.uuid(), ids.uuid()
-            status = (
-                "screening" if live and pos == 2 else ("pending" if live and pos == 3 else "done")
-            )
-            grids.append(gid)
-            yield (
-                t0,
-                (
-                    "grids",
-                    {
-                        "id": gid,
-                        "session_id": sid,
-                        "name": f"g{pos}",
-                        "position": pos,
-                        "status": status,
-                        "atlas_id": atlas,
-                    },
-                ),
-            )
+            status = "done"
+            if live:  # the live run is on the last grid but one
+                status = {cassette - 1: "screening", cassette: "pending"}.get(pos, "done")
+            grids.append((gid, atlas))
+            grid = {
+                "id": gid,
+                "session_id": sid,
+                "name": f"g{pos}",
+                "position": pos,
+                "status": status,
+                "atlas_id": atlas,
+            }
+            yield t0, ("grids", grid)
             yield t0, ("images", _image(atlas, "atlas", sid, gid, 4096))
-            for q in range(self.shape.squares_per_grid):
-                tid = ids.uuid()
-                img = ids.uuid() if q < 2 else None
-                if img:
-                    squares.append((gid, tid))
-                    yield t0, ("images", _image(img, "square", sid, gid, 2048))
-                yield (
-                    t0,
-                    (
-                        "targets",
-                        _target(
-                            tid,
-                            "square",
-                            sid,
-                            run_rows[0]["id"],
-                            gid,
-                            atlas,
-                            rng,
-                            status="done" if img else None,
-                            image_id=img,
-                        ),
-                    ),
-                )
+            for _ in range(self.shape.squares_per_grid):  # found on the atlas, never imaged
+                row = _target(ids.uuid(), "square", sid, run_rows[0]["id"], gid, atlas, rng)
+                yield t0, ("targets", row)
         for run in run_rows:
             yield run["started_at"], ("runs", {k: v for k, v in run.items() if k != "_share"})
             yield run["started_at"], ("audit", _audit(ids, run, "start"))
-            yield from self._exposures(run, squares, step, live and run is run_rows[-1])
+            yield from self._exposures(run, grids, step, live and run is run_rows[-1])
             if run["ended_at"] is not None:
                 yield run["ended_at"], ("audit", _audit(ids, run, "stop"))
 
     busy_n = 0
 
     def _exposures(
-        self, run: dict[str, Any], squares: list[Any], step: timedelta, live: bool
+        self,
+        run: dict[str, Any],
+        grids: list[tuple[uuid.UUID, uuid.UUID]],
+        step: timedelta,
+        live: bool,
     ) -> Iterator[tuple[datetime, Row]]:
+        """The run's exposures, ``HOLES_PER_SQUARE`` (or more) on each square it images, a
+        grid after the other (a live run is on its last grid but one), with their holes, PNGs,
+        processed ids and log lines."""
         ids, rng, shape = self.ids, self.rng, self.shape
         sid, rid = run["session_id"], run["id"]
         n = run["_share"]
+        used = len(grids) - 1 if live else len(grids)
+        per_square = max(HOLES_PER_SQUARE, -(-n // (used * SQUARES_PER_ATLAS)))
+        square = uuid.uuid4()
         for j in range(n):
             at = run["started_at"] + j * step
-            gid, square = squares[j % len(squares)]
+            gid, atlas = grids[min(j * used // max(n, 1), used - 1)]
+            if j % per_square == 0:  # the run images a new square
+                square = ids.uuid()
+                yield at, ("images", _image(square, "square", sid, gid, 2048))
+                row = _target(
+                    square, "square", sid, rid, gid, atlas, rng, status="done", image_id=square
+                )
+                yield at, ("targets", row)
+                for _ in range(shape.spare_holes):  # found on the square, never imaged
+                    row = _target(ids.uuid(), "hole", sid, rid, gid, square, rng)
+                    yield at, ("targets", row)
             hole, eid = ids.uuid(), ids.uuid()
             backlog = live and j >= n - 3
             failed = not backlog and rng.random() < 0.005
             yield at, ("targets", _target(hole, "hole", sid, rid, gid, square, rng, status="done"))
-            for _ in range(shape.spare_holes):  # found on the square, never imaged
-                spare = "queued" if live and j >= n - 10 else None
-                row = _target(ids.uuid(), "hole", sid, rid, gid, square, rng, status=spare)
+            if live and j >= n - 10:  # what the live run has queued next
+                row = _target(ids.uuid(), "hole", sid, rid, gid, square, rng, status="queued")
                 yield at, ("targets", row)
             thumb, spec = uuid.uuid5(eid, "thumbnail_id"), uuid.uuid5(eid, "spectrum_id")
             done = not (backlog or failed)
@@ -290,6 +285,10 @@ class Scope:
 
 
 NIL = uuid.UUID(int=0)
+HOLES_PER_SQUARE = 4
+"""Holes a run images on a square (acquisition's default ``holes_per_square``); a very busy
+session images more per square, so that an atlas keeps at most ``SQUARES_PER_ATLAS``."""
+SQUARES_PER_ATLAS = 300
 BUSY = -1
 """The busy session's place in a microscope's plan (its size is ``Scope.busy_n``)."""
 SETUP = timedelta(minutes=10)

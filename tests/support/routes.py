@@ -28,7 +28,10 @@ class Aims:
     """Rows in the middle of the busy session and of the facility, for cursors and details."""
 
     grid: uuid.UUID
+    """The busy session's grid being screened (about 300 squares on its atlas)."""
     square: uuid.UUID
+    """An imaged square of the small session (its holes: as many at every size)."""
+    small_grid: uuid.UUID
     image: uuid.UUID
     exposure: uuid.UUID
     log_id: int
@@ -45,9 +48,14 @@ async def aims(sessions: async_sessionmaker[AsyncSession], fac: Facility) -> Aim
             select(Grid).where(Grid.session_id == busy, Grid.status == "screening").limit(1)
         )
         assert grid is not None and grid.atlas_id is not None
+        small_grid = await db.scalar(
+            select(Grid.id).where(Grid.session_id == fac.small, Grid.position == 1)
+        )
         square = await db.scalar(
             select(Target.id).where(
-                Target.grid_id == grid.id, Target.kind == "square", Target.image_id.is_not(None)
+                Target.grid_id == small_grid,
+                Target.kind == "square",
+                Target.image_id.is_not(None),
             )
         )
         image = await db.scalar(select(Image.id).where(Image.id == grid.atlas_id))
@@ -67,8 +75,18 @@ async def aims(sessions: async_sessionmaker[AsyncSession], fac: Facility) -> Aim
             select(Session.id).order_by(Session.created_at).offset(len(fac.sessions) // 2).limit(1)
         )
         audit = await db.scalar(select(func.max(AuditEntry.id)))
-    assert square and image and exposure and lo and hi and mid and audit
-    return Aims(grid.id, square, image, exposure, (lo + hi) // 2, audit // 2, mid, fac.scopes[2])
+    assert square and small_grid and image and exposure and lo and hi and mid and audit
+    return Aims(
+        grid.id,
+        square,
+        small_grid,
+        image,
+        exposure,
+        (lo + hi) // 2,
+        audit // 2,
+        mid,
+        fac.scopes[2],
+    )
 
 
 def api_reads(fac: Facility, a: Aims) -> list[Call]:
@@ -109,7 +127,8 @@ def api_reads(fac: Facility, a: Aims) -> list[Call]:
         Call("GET /api/sessions/{busy}/logs ?before_id", f"{b}/logs?before_id={a.log_id}&tail=500"),
         Call("GET /api/sessions/{small}/logs", f"{s}/logs"),
         Call("GET /api/sessions/{busy}/grids/{grid}", f"{b}/grids/{a.grid}"),
-        Call("GET /api/squares/{square}", f"/api/squares/{a.square}"),
+        Call("GET /api/sessions/{small}/grids/{grid}", f"{s}/grids/{a.small_grid}"),
+        Call("GET /api/squares/{small square}", f"/api/squares/{a.square}"),
         Call("GET /api/images/{atlas}.png (not on disk)", f"/api/images/{a.image}.png", status=404),
         Call("GET /api/runs/{busy run}", f"/api/runs/{fac.busy_run}"),
         Call("GET /api/audit", "/api/audit", role="staff"),

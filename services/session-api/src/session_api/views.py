@@ -193,13 +193,13 @@ def plan_of(s: Session) -> api.ScreeningPlan | None:
 
 
 async def microscope_view(db: AsyncSession, m: Microscope) -> api.MicroscopeView:
-    run = await live_run_on(db, m.id)
+    live = run = await live_run_on(db, m.id)
     if run is None:
         run = await db.scalar(
             select(Run).where(Run.microscope_id == m.id).order_by(Run.started_at.desc()).limit(1)
         )
     session = await db.get(Session, run.session_id) if run else None
-    rate = await exposures_per_hour(db, m.id)
+    rate = await exposures_per_hour(db, m.id, live=live)
     backlog = 0
     if run is not None:
         backlog = int(
@@ -244,11 +244,17 @@ RATE_MIN_S = 60.0
 is not thousands per hour."""
 
 
-async def exposures_per_hour(db: AsyncSession, microscope_id: str, minutes: float = 15) -> float:
+LOOK_UP: Any = object()
+
+
+async def exposures_per_hour(
+    db: AsyncSession, microscope_id: str, minutes: float = 15, *, live: Run | None = LOOK_UP
+) -> float:
     """The live run's exposures per hour over the last ``minutes`` (since it started, when
     that is later: its first minutes are not diluted by idle time before it); 0 with no live
-    run, as an idle scope takes none, whatever its last run took a minute ago."""
-    run = await live_run_on(db, microscope_id)
+    run, as an idle scope takes none, whatever its last run took a minute ago. ``live``: the
+    microscope's live run when the caller has read it already."""
+    run = await live_run_on(db, microscope_id) if live is LOOK_UP else live
     if run is None:
         return 0.0
     now = utcnow()

@@ -8,6 +8,7 @@ snapshot, and the event loop is free between batches (the projection shares it).
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -30,8 +31,9 @@ router = APIRouter(prefix="/api/sessions", tags=["sessions"])
 LEVELS = ("debug", "info", "warning", "error", "critical")
 Level = Literal["debug", "info", "warning", "error", "critical"]
 Panel = Literal["acquisition", "processing", "system"]
-TEXT_BATCH = 2000
-"""Lines per statement of the text download (about 200 kB of text)."""
+TEXT_BATCH = 500
+"""Lines per statement of the text download (about 50 kB of text): formatting a batch holds
+the event loop, which the projection shares, for about a millisecond."""
 
 
 def _filtered(
@@ -139,3 +141,4 @@ async def _text(
         ).encode()
         if len(batch) < TEXT_BATCH:
             return
+        await asyncio.sleep(0)  # the next batch after whatever else waits for the loop
