@@ -37,6 +37,7 @@ bench: env services ## every benchmark; tables on stdout, JSON in benchmarks/res
 	$(RUN) python benchmarks/logs.py
 	$(RUN) python benchmarks/processing.py
 	$(RUN) python benchmarks/stream.py
+	$(RUN) python benchmarks/scale.py
 
 clean:
 	rm -rf .venv .mypy_cache .ruff_cache var
