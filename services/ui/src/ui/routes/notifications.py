@@ -58,11 +58,11 @@ async def _context(api: ApiClient, **extra: Any) -> dict[str, Any]:
 async def _with_choices(api: ApiClient, **extra: Any) -> dict[str, Any]:
     """The context and what the subscription form offers: microscopes, recent sessions."""
     ctx = await _context(api, **extra)
-    sessions = await api.sessions()
+    sessions = await api.sessions(limit=MAX_SESSIONS_OFFERED)
     return {
         **ctx,
         "scopes": await api.microscopes(),
-        "sessions": sessions[:MAX_SESSIONS_OFFERED],
+        "sessions": sessions.items,
         "defaults": DEFAULT_EVENTS,
     }
 
