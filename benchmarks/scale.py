@@ -104,12 +104,14 @@ async def served(url: str, tmp: Path) -> AsyncIterator[Stack]:
     """session-api and the ui, each behind its own uvicorn on loopback, on the memory bus."""
     async with contextlib.AsyncExitStack() as stack:
         bus = await stack.enter_async_context(MemoryBus(namespace="scale"))
-        api = create_api(settings_for(url, tmp), bus=bus, leases=MemoryLeases())
+        # freeze_heap as `python -m session_api` / `python -m ui` do (proto.runtime)
+        api = create_api(settings_for(url, tmp), bus=bus, leases=MemoryLeases(), freeze_heap=True)
         api_port, ui_port = free_port(), free_port()
         servers = [await serve(api, api_port)]
         ui = create_ui(
             UiSettings(session_api_url=f"http://127.0.0.1:{api_port}", secret_key="bench"),
             bus,
+            freeze_heap=True,
         )
         servers.append(await serve(ui, ui_port))
         try:

@@ -53,6 +53,7 @@ async def run_demo(root: Path, ui_port: int, api_port: int) -> None:
         api_port=api_port,
         data_root=root / "data",
         database_url=f"sqlite+aiosqlite:///{root / 'gridpilot.db'}",
+        freeze_heap=True,
     ) as stack:
         await seed_sessions(stack.api)
         print(banner(stack), flush=True)  # noqa: T201 - the demo talks to its user

@@ -84,6 +84,7 @@ async def embedded_stack(
     acquisition: AcquisitionSettings | None = None,
     passwords: dict[str, str] | None = None,
     notify: NotifySettings | None = None,
+    freeze_heap: bool = False,
 ) -> AsyncIterator[Stack]:
     """Serve the whole system on ``ui_port`` (pages) and ``api_port`` (session-api).
     Notifications link to the pages here unless ``notify`` says another ``base_url``."""
@@ -107,12 +108,14 @@ async def embedded_stack(
         ),
         bus=bus,
         leases=leases,
+        freeze_heap=freeze_heap,
     )
     ui = create_ui(
         UiSettings(
             host=host, port=ui_port, session_api_url=f"http://{host}:{api_port}", secret_key=secret
         ),
         bus=bus,
+        freeze_heap=freeze_heap,
     )
     handlers = []
     async with contextlib.AsyncExitStack() as stack:

@@ -21,6 +21,7 @@ from proto.asgi import BodyLimit
 from proto.bus.base import Bus
 from proto.errors import BusUnavailable
 from proto.lease.base import LeaseManager
+from proto.runtime import freeze_startup_heap
 from proto.settings import AmqpSettings
 from proto.states import ExitReason, RunState
 from proto.topology import SESSION_API_EVENTS, SESSION_API_LOGS
@@ -58,8 +59,12 @@ def create_app(
     bus: Bus | None = None,
     leases: LeaseManager | None = None,
     registry: CollectorRegistry | None = None,
+    *,
+    freeze_heap: bool = False,
 ) -> FastAPI:
-    """The app; without ``bus``/``leases`` it connects to RabbitMQ from ``AMQP_*``."""
+    """The app; without ``bus``/``leases`` it connects to RabbitMQ from ``AMQP_*``.
+    ``freeze_heap``: the process serves this app for good (``python -m session_api``, the
+    demo): freeze the start-up heap once it is up (``proto.runtime``)."""
     metrics = ApiMetrics(registry or CollectorRegistry())
 
     @asynccontextmanager
@@ -93,6 +98,8 @@ def create_app(
                 asyncio.create_task(_reconcile(app, settings, entered, stopping)),
                 asyncio.create_task(_retain(app, settings, metrics, stopping)),
             ]
+            if freeze_heap:
+                freeze_startup_heap()
             try:
                 yield
             finally:

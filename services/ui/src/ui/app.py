@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from proto.asgi import BodyLimit
 from proto.bus.base import Bus
+from proto.runtime import freeze_startup_heap
 from ui import csrf
 from ui.auth import COOKIE, LoginRequired, login_url
 from ui.client import ApiError, NotLoggedIn, Rejected, field_errors
@@ -46,9 +47,12 @@ def create_app(
     bus: Bus | None = None,
     *,
     api_transport: httpx.AsyncBaseTransport | None = None,
+    freeze_heap: bool = False,
 ) -> FastAPI:
     """The ui. A given ``bus`` must already be entered (its owner runs it); without one the
-    lifespan connects an ``AmqpBus``. ``api_transport`` replaces the network (tests)."""
+    lifespan connects an ``AmqpBus``. ``api_transport`` replaces the network (tests).
+    ``freeze_heap``: the process serves this app for good (``python -m ui``, the demo):
+    freeze the start-up heap once it is up (``proto.runtime``)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -71,6 +75,8 @@ def create_app(
             else:
                 app.state.bus = bus
             app.state.ready = True
+            if freeze_heap:
+                freeze_startup_heap()
             try:
                 yield
             finally:

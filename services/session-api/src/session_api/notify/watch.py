@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from proto import messages as m
 from proto.states import RunState
-from session_api.db.models import Run
+from session_api.db.models import Run, const
 from session_api.notify.notices import Notice
 
 PROGRESS = (
@@ -54,7 +54,8 @@ class SilenceWatch:
                 self.told.discard(event.run_id)
 
     async def check(self, db: AsyncSession, now: datetime) -> list[Notice]:
-        runs = (await db.scalars(select(Run).where(Run.state != RunState.ENDED.value))).all()
+        live = Run.state != const(RunState.ENDED.value)  # the live-runs index (db.models)
+        runs = (await db.scalars(select(Run).where(live))).all()
         out = []
         quiet: set[UUID] = set()
         for run in runs:
