@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import socket
@@ -247,25 +248,50 @@ async def time_routes(stack: Stack, calls: list[Call], controls: Controls, n: in
     return out
 
 
+DOWNLOADER = """
+import json, sys, time, httpx
+url, token, times = sys.argv[1], sys.argv[2], int(sys.argv[3])
+for _ in range(times):
+    t0, first, size = time.perf_counter(), 0.0, 0
+    with httpx.stream("GET", url, headers={"Authorization": f"Bearer {token}"}, timeout=600) as r:
+        for chunk in r.iter_bytes():
+            first = first or time.perf_counter() - t0
+            size += len(chunk)
+    print(json.dumps({"first_byte_s": first, "total_s": time.perf_counter() - t0,
+                      "bytes": size}), flush=True)
+"""
+"""A browser downloading the log: another process, as in a deployment (a client in this
+process would take the event loop's time that the server's projection needs)."""
+
+
+async def downloader(stack: Stack, fac: Facility, times: int) -> asyncio.subprocess.Process:
+    client = stack.api_clients["viewer"]
+    url = f"{client.base_url}api/sessions/{fac.busy}/logs?format=text"
+    token = client.headers["Authorization"].removeprefix("Bearer ")
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-c", DOWNLOADER, url, token, str(times), stdout=asyncio.subprocess.PIPE
+    )
+
+
 async def download(stack: Stack, fac: Facility) -> dict[str, float]:
-    """The busy session's whole log as text: time to the first byte, in all, and memory."""
+    """The busy session's whole log as text, once: time to the first byte, in all, and how
+    much this (the server's) process grew meanwhile."""
     proc = psutil.Process()
     base = peak = proc.memory_info().rss
-    t0 = time.perf_counter()
-    first, size = 0.0, 0
-    url = f"/api/sessions/{fac.busy}/logs?format=text"
-    async with stack.api_clients["viewer"].stream("GET", url) as r:
-        async for chunk in r.aiter_bytes():
-            if not size:
-                first = time.perf_counter() - t0
-            size += len(chunk)
-            peak = max(peak, proc.memory_info().rss)
-    total = time.perf_counter() - t0
+    child = await downloader(stack, fac, 1)
+    assert child.stdout is not None
+    line = child.stdout.readline()
+    reading = asyncio.ensure_future(line)
+    while not reading.done():
+        peak = max(peak, proc.memory_info().rss)
+        await asyncio.wait([reading], timeout=0.05)
+    await child.wait()
+    got = json.loads(reading.result())
     return {
-        "first_byte_s": round(first, 3),
-        "total_s": round(total, 2),
-        "mb": round(size / 1e6, 1),
-        "mb_per_s": round(size / 1e6 / total, 1),
+        "first_byte_s": round(got["first_byte_s"], 3),
+        "total_s": round(got["total_s"], 2),
+        "mb": round(got["bytes"] / 1e6, 1),
+        "mb_per_s": round(got["bytes"] / 1e6 / got["total_s"], 1),
         "rss_growth_mb": round((peak - base) / 1e6, 1),
     }
 
@@ -299,7 +325,9 @@ async def while_running(
     result = await measure
     busy = not task.done()
     stop.set()
-    task.cancel()
+    finished, _ = await asyncio.wait([task], timeout=5)
+    if not finished:  # retention does not watch ``stop``: it is cut short
+        task.cancel()
     try:
         done = await task
     except asyncio.CancelledError:
@@ -308,16 +336,15 @@ async def while_running(
 
 
 async def downloads(stack: Stack, fac: Facility, stop: asyncio.Event) -> int:
-    """Download the busy session's log again and again until ``stop``; the bytes read."""
-    size = 0
-    url = f"/api/sessions/{fac.busy}/logs?format=text"
-    while not stop.is_set():
-        async with stack.api_clients["viewer"].stream("GET", url) as r:
-            async for chunk in r.aiter_bytes():
-                size += len(chunk)
-                if stop.is_set():
-                    break
-    return size
+    """Download the busy session's log again and again (another process) until ``stop``;
+    the downloads finished."""
+    child = await downloader(stack, fac, 1000)
+    try:
+        await stop.wait()
+    finally:
+        child.kill()
+        out, _ = await child.communicate()
+    return len(out.splitlines())
 
 
 # --- one size ---------------------------------------------------------------------------------
@@ -498,8 +525,6 @@ async def main() -> int:
 
 def write(results: list[Measured], ok: bool) -> Path:
     common.RESULTS.mkdir(parents=True, exist_ok=True)
-    import json
-
     path = common.RESULTS / "scale.json"
     body = {
         "benchmark": "scale",

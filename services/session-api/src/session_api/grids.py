@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from proto import messages as m
 from proto.api import QueueView
-from session_api.db.models import Grid, Image, Target
+from session_api.db.models import Grid, Image, Target, const
 from session_api.views import placement
 
 
@@ -37,7 +37,7 @@ async def grid_specs(db: AsyncSession, grids: Sequence[Grid]) -> tuple[m.GridSpe
     for t in (
         await db.scalars(
             select(Target)
-            .where(Target.grid_id.in_(list(queued)), Target.status == "queued")
+            .where(Target.grid_id.in_(list(queued)), Target.status == const("queued"))
             .order_by(Target.kind, Target.score.desc())  # "hole" < "square": holes first
         )
     ).all():

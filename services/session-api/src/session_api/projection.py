@@ -31,6 +31,7 @@ from session_api.db.models import (
     Session,
     Target,
     Worker,
+    const,
 )
 from session_api.db.types import utcnow
 
@@ -231,7 +232,7 @@ class Projector:
         # what was still queued there when the run moved on ("next grid") is not any more
         await db.execute(
             update(Target)
-            .where(Target.grid_id == e.grid_id, Target.status.in_(OPEN))
+            .where(Target.grid_id == e.grid_id, Target.status.in_([const(x) for x in OPEN]))
             .values(status=None)
         )
 

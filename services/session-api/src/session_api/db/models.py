@@ -178,6 +178,10 @@ class Image(Base):
     pixel_size_a: Mapped[float] = mapped_column(Float, default=1.0)
 
 
+OPEN_TARGETS = "status IN ('queued', 'acquiring')"
+"""A run's queue still to do; queries write it with ``const`` values."""
+
+
 class Target(Base):
     __tablename__ = "targets"
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
@@ -196,7 +200,8 @@ class Target(Base):
     image_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
 
     __table_args__ = (
-        Index("ix_targets_grid_status", "grid_id", "status"),
+        # most targets are never queued: only those that are sit in the grid index
+        partial("ix_targets_grid_open", "grid_id", where=OPEN_TARGETS),
         Index("ix_targets_session_status", "session_id", "status"),
     )
 

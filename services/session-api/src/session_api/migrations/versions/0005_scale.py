@@ -30,7 +30,7 @@ INDEXES: list[tuple[str, str, list[str], str | None]] = [
     ("ix_runs_microscope_started", "runs", ["microscope_id", "started_at"], None),
     ("ix_runs_ended", "runs", ["ended_at", "id"], None),
     ("ix_runs_live", "runs", ["microscope_id", "started_at"], "state <> 'ended'"),
-    ("ix_targets_grid_status", "targets", ["grid_id", "status"], None),
+    ("ix_targets_grid_open", "targets", ["grid_id"], "status IN ('queued', 'acquiring')"),
     ("ix_targets_session_status", "targets", ["session_id", "status"], None),
     ("ix_exposures_session_acquired", "exposures", ["session_id", "acquired_at", "id"], None),
     ("ix_exposures_run_acquired", "exposures", ["run_id", "acquired_at"], None),
