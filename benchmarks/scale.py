@@ -266,7 +266,7 @@ process would take the event loop's time that the server's projection needs)."""
 
 async def downloader(stack: Stack, fac: Facility, times: int) -> asyncio.subprocess.Process:
     client = stack.api_clients["viewer"]
-    url = f"{client.base_url}api/sessions/{fac.busy}/logs?format=text"
+    url = f"{str(client.base_url).rstrip('/')}/api/sessions/{fac.busy}/logs?format=text"
     token = client.headers["Authorization"].removeprefix("Bearer ")
     return await asyncio.create_subprocess_exec(
         sys.executable, "-c", DOWNLOADER, url, token, str(times), stdout=asyncio.subprocess.PIPE
