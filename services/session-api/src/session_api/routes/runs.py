@@ -124,7 +124,9 @@ async def get_audit(
     db: DbDep,
     session_id: uuid.UUID | None = None,
     limit: int = Query(200, ge=1, le=5000),
-    before: Annotated[int | None, Query(ge=1, le=MAX_ID, description="an audit id: entries before it")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="an audit id: entries before it")
+    ] = None,
 ) -> list[AuditView]:
     """Who did what, when, to which run, and the outcome; newest first, a page at a time."""
     query = select(*AuditEntry.__table__.c)

@@ -192,7 +192,9 @@ async def get_runs(
     user: Viewer,
     db: DbDep,
     limit: int = Query(100, ge=1, le=1000),
-    before: Annotated[int | None, Query(ge=1, le=MAX_NUMBER, description="a run number: runs before it")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=MAX_NUMBER, description="a run number: runs before it")
+    ] = None,
 ) -> list[RunView]:
     """The session's runs, newest first: when, by whom, how it ended, its exposures."""
     await session_or_404(db, session_id)
