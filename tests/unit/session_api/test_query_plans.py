@@ -152,3 +152,19 @@ async def test_no_statement_scans_a_large_table(tmp_path: Path) -> None:
                 await conn.rollback()
     assert explained > 100, f"only {explained} statements explained"
     assert not bad, "sequential scans of large tables:\n" + "\n\n".join(sorted(set(bad)))
+
+
+async def test_every_execution_is_planned_with_its_own_parameters(tmp_path: Path) -> None:
+    """A generic plan is costed for an average session; the busy one holds most of the log,
+    and the generic plan for its last minute of lines walked all of them by id. The engine
+    asks PostgreSQL for a custom plan at every execution (``db.engine.POSTGRES_SETTINGS``),
+    on every pooled connection."""
+    async with fresh_database("postgres", tmp_path) as url:
+        engine = make_engine(url)
+        try:
+            async with engine.connect() as one, engine.connect() as two:
+                for conn in (one, two):
+                    mode = await conn.exec_driver_sql("SHOW plan_cache_mode")
+                    assert mode.scalar() == "force_custom_plan"
+        finally:
+            await engine.dispose()

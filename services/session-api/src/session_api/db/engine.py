@@ -11,9 +11,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
+POSTGRES_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
+"""Every execution of a prepared statement is planned with its own parameters. asyncpg
+prepares each statement; after five runs PostgreSQL may switch to a generic plan costed for an
+average value, and with one session holding most of the log that plan walked the session's
+million lines by id to find its last minute (437 ms instead of 0.3 ms through
+``(session_id, sent_at)``). Planning again costs a fraction of a millisecond."""
+
 
 def make_engine(url: str) -> AsyncEngine:
-    """An async engine; SQLite gets foreign keys on and a parent folder made."""
+    """An async engine; SQLite gets foreign keys on and a parent folder made, PostgreSQL
+    ``POSTGRES_SETTINGS``."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -28,7 +36,9 @@ def make_engine(url: str) -> AsyncEngine:
             cur.close()
 
         return engine
-    return create_async_engine(url, pool_pre_ping=True)
+    return create_async_engine(
+        url, pool_pre_ping=True, connect_args={"server_settings": POSTGRES_SETTINGS}
+    )
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
