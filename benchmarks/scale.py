@@ -393,7 +393,12 @@ async def measure(size: int, n: int, busy_cap: int, tmp: Path) -> Measured:
             policy = Policy(archive_dir=tmp / f"archive-{size}")
 
             async def retire(stop: asyncio.Event) -> Any:
-                return await retain_once(stack.api.state.sessionmaker, policy, progress=progress)
+                return await retain_once(
+                    stack.api.state.sessionmaker,
+                    policy,
+                    progress=progress,
+                    yield_to=stack.api.state.projector.drain,  # as session-api's own round
+                )
 
             log.info("projecting while retention runs")
             t0 = time.perf_counter()

@@ -201,6 +201,14 @@ async def test_the_text_log_streams_in_batches(api: Api, monkeypatch: pytest.Mon
         if "FROM log_lines" in args[2]:
             statements.append(args[2])
 
+    turns: list[int] = []
+    drain = api.app.state.projector.drain
+
+    async def turn() -> None:
+        turns.append(len(statements))
+        await drain()
+
+    monkeypatch.setattr(api.app.state.projector, "drain", turn)
     event.listen(engine, "before_cursor_execute", count)
     chunks = []
     try:
@@ -215,3 +223,4 @@ async def test_the_text_log_streams_in_batches(api: Api, monkeypatch: pytest.Mon
     lines = b"".join(chunks).decode().splitlines()
     assert [ln.rsplit(": ", 1)[1] for ln in lines] == [f"line {k}" for k in range(0, 50, 2)]
     assert len(statements) == 4, "25 lines, 7 per statement"
+    assert turns == [0, 1, 2, 3], "each batch waits for the projection first"

@@ -183,6 +183,30 @@ async def test_old_rows_are_archived_then_deleted_in_batches(
     assert await retain_once(db, policy, now=NOW) == {"log_lines": 0, "processed": 0, "targets": 0}
 
 
+async def test_every_batch_waits_for_the_projection_first(
+    db: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    """session-api passes ``Projector.drain``: before each batch it reads or deletes, the
+    round lets the event being projected (and those waiting) go first."""
+    await _seed(db)
+    progress: dict[str, int] = {}
+    seen: list[dict[str, int]] = []
+
+    async def turn() -> None:
+        seen.append(dict(progress))
+
+    policy = Policy(archive_dir=tmp_path / "archive", batch=7, file_rows=20)
+    done = await retain_once(db, policy, now=NOW, progress=progress, yield_to=turn)
+    assert done == {"log_lines": 30, "processed": 30, "targets": 3}
+    for kind, rows in done.items():
+        before = {s.get(kind, 0) for s in seen}
+        # a turn before every deleting transaction: at 0, 7, 14 … rows deleted
+        assert set(range(0, rows, 7)) <= before, (kind, sorted(before))
+    # log lines and message ids, 30 each at 7 a statement: 5 reads and 5 deleting
+    # transactions each; then the targets' sessions
+    assert len(seen) >= 2 * (5 + 5) + 1
+
+
 async def test_exposures_and_audit_go_only_when_a_setting_says_so(
     db: async_sessionmaker[AsyncSession], tmp_path: Path
 ) -> None:

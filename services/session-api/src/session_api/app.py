@@ -241,7 +241,9 @@ async def _retain(
         if stopping.is_set():
             return
         try:
-            done = await retain_once(app.state.sessionmaker, policy)
+            done = await retain_once(
+                app.state.sessionmaker, policy, yield_to=app.state.projector.drain
+            )
         except Exception:
             log.exception("retention round failed; trying again next round")
             continue

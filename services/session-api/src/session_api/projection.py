@@ -95,7 +95,10 @@ class Projector:
             await listener(message)
 
     async def drain(self) -> None:
-        """Wait for the event or log record being projected now (before shutting down)."""
+        """Wait for the event or log record being projected now, and those already waiting
+        (before shutting down). Bulk work (the text log download, retention) calls it before
+        each batch: the projection goes first, and an event waits for at most the one batch
+        already under way, not for a stream of them."""
         async with self._lock:
             return
 

@@ -11,8 +11,9 @@ Kinds and what "old" means (days from ``ApiSettings.retain_*_days``; ``None`` ke
 | ``audit`` | the audit log (kept unless a setting says otherwise) | written before the cut-off |
 | ``exposures`` | a session's exposures and their PNG records (likewise) | as ``targets`` |
 
-Every statement reads through an index and a bounded number of rows; between batches the
-event loop and the database are free, so the projection never waits for more than one batch.
+Every statement reads through an index and a bounded number of rows; each batch waits its
+turn behind the projection (``yield_to``: ``Projector.drain``), and between batches the event
+loop and the database are free, so an event never waits for more than the one batch under way.
 Two session-api replicas never retire at once (a PostgreSQL advisory lock).
 """
 
@@ -56,6 +57,7 @@ Fetch = Callable[[AsyncSession, Any], Awaitable[tuple[list[Row], Any, bool]]]
 """The next rows to retire after a cursor (``None``: from the start): the rows, the cursor
 after them and whether that was the last batch."""
 Delete = Callable[[AsyncSession, list[Any]], Awaitable[None]]
+Turn = Callable[[], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -93,16 +95,18 @@ async def retain_once(
     *,
     now: datetime | None = None,
     progress: dict[str, int] | None = None,
+    yield_to: Turn | None = None,
 ) -> dict[str, int] | None:
     """One round over every kind; the rows retired per kind, or ``None`` when another
     replica holds the round. ``progress`` (if given) counts the rows deleted so far, by
-    kind, while the round runs."""
+    kind, while the round runs; ``yield_to`` (if given) is awaited before every batch read or
+    deleted (session-api passes ``Projector.drain``: the projection goes first)."""
     now = now or utcnow()
     done: dict[str, int] = {}
     async with _exclusive(sessions) as mine:
         if not mine:
             return None
-        r = _Retirer(sessions, policy, progress if progress is not None else {})
+        r = _Retirer(sessions, policy, progress if progress is not None else {}, yield_to)
         if policy.log_lines_days is not None:
             cut = now - timedelta(days=policy.log_lines_days)
             done["log_lines"] = await r.by_id("log_lines", LogLine, "sent_at", cut, True)
@@ -134,8 +138,16 @@ async def _exclusive(sessions: Sessions) -> AsyncIterator[bool]:
 
 
 class _Retirer:
-    def __init__(self, sessions: Sessions, policy: Policy, progress: dict[str, int]) -> None:
+    def __init__(
+        self, sessions: Sessions, policy: Policy, progress: dict[str, int], yield_to: Turn | None
+    ) -> None:
         self.sessions, self.policy, self.progress = sessions, policy, progress
+        self.yield_to = yield_to
+
+    async def turn(self) -> None:
+        """Before a batch: whatever the projection has under way or waiting goes first."""
+        if self.yield_to is not None:
+            await self.yield_to()
 
     async def retire(
         self,
@@ -156,6 +168,7 @@ class _Retirer:
             first: date | None = None
             try:
                 while len(ids) < self.policy.file_rows and not last:
+                    await self.turn()
                     async with self.sessions() as db:
                         rows, cursor, last = await fetch(db, cursor)
                     if rows:
@@ -183,6 +196,7 @@ class _Retirer:
     async def _delete(self, kind: str, ids: list[Any], remove: Delete) -> None:
         """Delete ``ids``: ``batch`` rows per transaction, ``DELETE_CHUNK`` per statement."""
         for i in range(0, len(ids), self.policy.batch):
+            await self.turn()
             async with self.sessions() as db:
                 part = ids[i : i + self.policy.batch]
                 for j in range(0, len(part), DELETE_CHUNK):
@@ -260,6 +274,7 @@ class _Retirer:
         session is handled once per ending, and again only if it runs and ends again)."""
         total = 0
         while True:
+            await self.turn()
             async with self.sessions() as db:
                 mark = await db.get(RetentionMark, kind)
                 query = (

@@ -3,14 +3,15 @@
 A page is read through an index that holds its filter (``db.models.LogLine``): the newest
 errors of a session with a million lines cost what they cost with a thousand. The text download
 is streamed in keyset batches, each on its own short transaction: constant memory, no long
-snapshot, and the event loop is free between batches (the projection shares it).
+snapshot, and the event loop is free between batches. Each batch waits its turn behind the
+projection (``Projector.drain``), which shares the loop and the database.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -85,7 +86,7 @@ async def get_logs(
     if format == "text":
         name = f"{session.name}-{panel or 'all'}.log".replace(" ", "_")
         return StreamingResponse(
-            _text(request.app.state.sessionmaker, query),
+            _text(request.app.state.sessionmaker, query, request.app.state.projector.drain),
             media_type="text/plain; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
@@ -118,12 +119,16 @@ async def get_logs(
 
 
 async def _text(
-    sessions: async_sessionmaker[AsyncSession], query: Select[Any]
+    sessions: async_sessionmaker[AsyncSession],
+    query: Select[Any],
+    turn: Callable[[], Awaitable[None]],
 ) -> AsyncIterator[bytes]:
-    """The lines of ``query`` as text, ``TEXT_BATCH`` at a time by id (keyset)."""
+    """The lines of ``query`` as text, ``TEXT_BATCH`` at a time by id (keyset); ``turn`` is
+    awaited before each batch (the projection's turn first)."""
     cols = (LogLine.id, LogLine.sent_at, LogLine.level, LogLine.service, LogLine.text)
     last = 0
     while True:
+        await turn()
         async with sessions() as db:
             batch = (
                 await db.execute(
