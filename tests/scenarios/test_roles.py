@@ -43,6 +43,7 @@ ROUTES = [
     ("POST", "/api/sessions/{sid}/kill", None, "staff"),
     ("GET", "/api/sessions/{sid}/logs", None, "viewer"),
     ("GET", "/api/sessions/{sid}/exposures", None, "viewer"),
+    ("GET", "/api/sessions/{sid}/exposures/series", None, "viewer"),
     ("GET", "/api/sessions/{sid}/grids/" + NIL, None, "viewer"),
     ("GET", "/api/squares/" + NIL, None, "viewer"),
     ("GET", "/api/images/" + NIL + ".png", None, "viewer"),

@@ -118,6 +118,7 @@ def api_reads(fac: Facility, a: Aims) -> list[Call]:
         Call("GET /api/sessions/{busy}/exposures ?limit=1000", f"{b}/exposures?limit=1000"),
         Call("GET /api/sessions/{busy}/exposures ?before", f"{b}/exposures?before={a.exposure}"),
         Call("GET /api/sessions/{small}/exposures", f"{s}/exposures"),
+        Call("GET /api/sessions/{busy}/exposures/series", f"{b}/exposures/series?limit=1000"),
         Call("GET /api/sessions/{busy}/logs ?tail=500", f"{b}/logs?tail=500"),
         Call("GET /api/sessions/{busy}/logs ?level=error&tail", f"{b}/logs?level=error&tail=500"),
         Call("GET /api/sessions/{busy}/logs ?level=warning", f"{b}/logs?level=warning"),

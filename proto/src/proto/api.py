@@ -354,6 +354,22 @@ class ExposureView(_View):
     spectrum_url: str | None = None
 
 
+class ExposureSeries(_View):
+    """What the plots draw of a session's newest exposures, one list per column, newest first
+    (``GET /api/sessions/{id}/exposures/series``): a seventh of the bytes of the same
+    exposures as ``ExposureView`` rows, and no object per exposure on either side. ``more``:
+    the session has older exposures than these."""
+
+    acquired_at: list[datetime]
+    status: list[ExposureStatus]
+    defocus1_a: list[float | None]
+    defocus2_a: list[float | None]
+    ctf_fit_resolution_a: list[float | None]
+    ctf_low_confidence: list[bool | None]
+    ice_nm: list[float | None]
+    more: bool = False
+
+
 # --- logs and audit -------------------------------------------------------------------------
 
 

@@ -176,6 +176,36 @@ async def test_exposures_runs_and_audit_are_pages_newest_first(api: Api) -> None
     assert [len(p) for p in runs] == [1]
 
 
+async def test_the_plots_series_holds_the_newest_exposures_a_list_per_column(
+    api: Api,
+) -> None:
+    ids = await _seed(api)
+    viewer, sid = api.clients["viewer"], ids[-1]
+    page = (await viewer.get(f"/api/sessions/{sid}/exposures?limit=12")).json()
+    r = await viewer.get(f"/api/sessions/{sid}/exposures/series?limit=12")
+    assert r.status_code == 200, r.text
+    series = r.json()
+    assert series["acquired_at"] == [e["acquired_at"] for e in page], "the same, newest first"
+    assert series["status"] == ["acquired"] * 12 and series["more"] is True
+    assert set(series) == {
+        "acquired_at",
+        "status",
+        "defocus1_a",
+        "defocus2_a",
+        "ctf_fit_resolution_a",
+        "ctf_low_confidence",
+        "ice_nm",
+        "more",
+    }
+    whole = (await viewer.get(f"/api/sessions/{sid}/exposures/series")).json()
+    assert len(whole["acquired_at"]) == 30 and whole["more"] is False
+    empty = (await viewer.get(f"/api/sessions/{ids[0]}/exposures/series")).json()
+    assert empty["acquired_at"] == [] and empty["ice_nm"] == [] and empty["more"] is False
+    assert (await viewer.get(f"/api/sessions/{uuid.uuid4()}/exposures/series")).status_code == 404
+    bad = await viewer.get(f"/api/sessions/{sid}/exposures/series?limit=0")
+    assert bad.status_code == 422 and "limit" in bad.text
+
+
 async def test_logs_read_back_from_the_end_with_their_filters(api: Api) -> None:
     ids = await _seed(api)
     viewer, sid = api.clients["viewer"], ids[-1]

@@ -22,6 +22,7 @@ from proto.api import (
     NOTIFY_EVENTS,
     ROLE_RANK,
     DecisionView,
+    ExposureSeries,
     ExposureView,
     GridDetail,
     GridView,
@@ -751,6 +752,18 @@ class FakeApi:
                 sess(session_id).exposures, key=lambda e: (e.acquired_at, str(e.id)), reverse=True
             )
             return page(request, response, rows, limit, before, lambda e: e.id, "exposure")
+
+        @app.get("/api/sessions/{session_id}/exposures/series")
+        async def exposure_series(
+            session_id: UUID, authorization: Auth = None, limit: int = Query(1000, ge=1, le=5000)
+        ) -> ExposureSeries:
+            user_of(authorization)
+            rows = sorted(
+                sess(session_id).exposures, key=lambda e: (e.acquired_at, str(e.id)), reverse=True
+            )
+            names = [n for n in ExposureSeries.model_fields if n != "more"]
+            columns = {n: [getattr(e, n) for e in rows[:limit]] for n in names}
+            return ExposureSeries(**columns, more=len(rows) > limit)
 
         @app.get("/api/images/{name}")
         async def image(name: str, authorization: Auth = None) -> Response:

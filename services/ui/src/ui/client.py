@@ -20,6 +20,7 @@ from pydantic import BaseModel, TypeAdapter
 from proto.api import (
     DeadLetterAction,
     DestinationView,
+    ExposureSeries,
     ExposureView,
     GridDetail,
     LeaseReleaseResponse,
@@ -312,6 +313,11 @@ class ApiClient:
             params["before"] = str(before)
         r = await self._send("GET", f"/api/sessions/{session_id}/exposures", params=params)
         return Page(_EXPOSURES.validate_json(r.content), next_cursor(r))
+
+    async def exposure_series(self, session_id: UUID, *, limit: int) -> ExposureSeries:
+        """What the plots draw of the session's newest ``limit`` exposures."""
+        url = f"/api/sessions/{session_id}/exposures/series"
+        return await self._get(ExposureSeries, url, params={"limit": limit})
 
     async def image(self, path: str) -> tuple[bytes, str]:
         """An image by its API path (``/api/images/<id>.png``): bytes and content type."""

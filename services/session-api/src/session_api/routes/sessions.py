@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from proto.api import (
     PRINTABLE,
+    ExposureSeries,
     ExposureView,
     GridDetail,
     GridView,
@@ -235,3 +236,30 @@ async def get_exposures(
     if more:
         link_next(request, response, before=str(rows[-1].id))
     return [exposure_view(e) for e in rows]
+
+
+SERIES = tuple(name for name in ExposureSeries.model_fields if name != "more")
+"""The columns of ``exposures`` the plots draw (``ExposureSeries`` names them alike)."""
+
+
+@router.get("/{session_id}/exposures/series")
+async def get_exposure_series(
+    session_id: uuid.UUID,
+    user: Viewer,
+    db: DbDep,
+    limit: int = Query(1000, ge=1, le=5000),
+) -> ExposureSeries:
+    """What the plots draw of the session's newest ``limit`` exposures, newest first, a list
+    per column (the same exposures as a page of ``/exposures`` of that size)."""
+    await session_or_404(db, session_id)
+    query = (
+        select(*(Exposure.__table__.c[name] for name in SERIES))
+        .where(Exposure.session_id == session_id)
+        .order_by(Exposure.acquired_at.desc(), Exposure.id.desc())
+        .limit(limit + 1)
+    )
+    rows, more = cut((await db.execute(query)).all(), limit)
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in SERIES]
+    return ExposureSeries(
+        **{name: list(values) for name, values in zip(SERIES, columns, strict=True)}, more=more
+    )

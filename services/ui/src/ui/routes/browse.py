@@ -11,7 +11,7 @@ from uuid import UUID
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
-from proto.api import ExposureView, GridDetail, SessionView, SquareDetail, TargetView
+from proto.api import ExposureSeries, GridDetail, SessionView, SquareDetail, TargetView
 from proto.states import RunState
 from ui.auth import UserDep
 from ui.client import ApiClient, NotFound, Rejected
@@ -128,18 +128,12 @@ async def browse(
 ) -> Response:
     session = await api.session(session_id)
     chosen = _choose_grid(session, grid)
-    detail, sample, older_page, runs = await asyncio.gather(
+    detail, sample, exposures, runs = await asyncio.gather(
         api.grid(session_id, chosen) if chosen else _nothing(),
-        api.exposures(session_id, limit=PLOT_SAMPLE),
-        api.exposures(session_id, limit=EXPOSURES_PAGE, before=before) if before else _nothing(),
+        api.exposure_series(session_id, limit=PLOT_SAMPLE),
+        api.exposures(session_id, limit=EXPOSURES_PAGE, before=before),
         api.runs(session_id),
     )
-    if older_page is None:  # the newest page is the start of the plots' sample
-        rows = sample.items[:EXPOSURES_PAGE]
-        more = len(sample.items) > EXPOSURES_PAGE or sample.next is not None
-        older: object | None = rows[-1].id if more and rows else None
-    else:
-        rows, older = older_page.items, older_page.next
     if square is None and detail is not None:
         imaged = [t.id for t in detail.squares if t.image_id is not None]
         square = imaged[-1] if imaged else None  # the latest imaged square, to start with
@@ -148,9 +142,9 @@ async def browse(
         "s": session,
         "grid": detail,
         "sq": sq,
-        "exposures": rows,
+        "exposures": exposures.items,
         "exposure_pages": {
-            "older": _page_url(request, older),
+            "older": _page_url(request, exposures.next),
             "newest": _newest_url(request),
             "first": before is None,
         },
@@ -158,11 +152,11 @@ async def browse(
         "more_runs": runs.next is not None,
         "run_numbers": {r.id: r.number for r in runs.items},
         "grid_names": {g.id: g.name for g in session.grids},
-        "plots": _plots(sample.items),
+        "plots": _plots(sample),
         "sample": {
-            "n": len(sample.items),
-            "all": sample.next is None,
-            "since": min((e.acquired_at for e in sample.items), default=None),
+            "n": len(sample.acquired_at),
+            "all": not sample.more,
+            "since": min(sample.acquired_at, default=None),
         },
         "every_s": NEWS_EVERY_S,
         "can_operate": user.can_operate,
@@ -205,35 +199,37 @@ def _choose_grid(session: SessionView, grid: UUID | None) -> UUID | None:
     return choices[0] if choices else None
 
 
-def _plots(exposures: list[ExposureView]) -> dict[str, object]:
-    done = sorted((e for e in exposures if e.status == "processed"), key=lambda e: e.acquired_at)
+def _plots(s: ExposureSeries) -> dict[str, object]:
+    columns = zip(
+        s.acquired_at,
+        s.status,
+        s.defocus1_a,
+        s.defocus2_a,
+        s.ctf_fit_resolution_a,
+        s.ctf_low_confidence,
+        s.ice_nm,
+        strict=True,
+    )
+    done = sorted((c for c in columns if c[1] == "processed"), key=lambda c: c[0])
     defocus = [
-        (e, (e.defocus1_a + e.defocus2_a) / 2e4)
-        for e in done
-        if e.defocus1_a is not None and e.defocus2_a is not None
+        (at, (d1 + d2) / 2e4) for at, _, d1, d2, *_ in done if d1 is not None and d2 is not None
     ]
-    res = [e for e in done if e.ctf_fit_resolution_a is not None]
+    res = [(at, r, bool(low)) for at, _, _, _, r, low, _ in done if r is not None]
     return {
-        "defocus": scatter(
-            [(e.acquired_at, v) for e, v in defocus],
-            title="Defocus over time",
-            ylabel="defocus (µm)",
-        ),
+        "defocus": scatter(defocus, title="Defocus over time", ylabel="defocus (µm)"),
         "resolution": scatter(
-            [(e.acquired_at, e.ctf_fit_resolution_a or 0.0) for e in res],
+            [(at, r) for at, r, _ in res],
             title="CTF fit resolution over time",
             ylabel="resolution (Å)",
-            flagged=[bool(e.ctf_low_confidence) for e in res],
+            flagged=[low for _, _, low in res],
         ),
         "ice": histogram(
-            [e.ice_nm for e in done if e.ice_nm is not None],
+            [ice for *_, ice in done if ice is not None],
             title="Ice thickness",
             xlabel="ice (nm)",
         ),
         "res_hist": histogram(
-            [e.ctf_fit_resolution_a for e in res if e.ctf_fit_resolution_a],
-            title="CTF fit resolution",
-            xlabel="resolution (Å)",
+            [r for _, r, _ in res if r], title="CTF fit resolution", xlabel="resolution (Å)"
         ),
     }
 
