@@ -110,6 +110,9 @@ class Scope:
             "pause_between_grids": False,
             "live_run_id": None,
             "latest_run_id": None,
+            "plan": None,
+            # staff archive one finished session in fifty
+            "archived": not live and not busy and len(fac.sessions) % 50 == 0,
         }
         if n == 45 and not live and fac.small == NIL:
             fac.small = sid

@@ -102,6 +102,7 @@ def api_reads(fac: Facility, a: Aims) -> list[Call]:
         Call("GET /api/sessions ?before", f"/api/sessions?before={a.session}"),
         Call("GET /api/sessions ?state=running", "/api/sessions?state=running"),
         Call("GET /api/sessions ?state=idle", "/api/sessions?state=idle"),
+        Call("GET /api/sessions ?archived=only", "/api/sessions?archived=only"),
         Call(
             "GET /api/sessions ?state=ended&scope",
             f"/api/sessions?state=ended&microscope_id={a.scope}",
@@ -147,6 +148,7 @@ def ui_pages(fac: Facility, a: Aims) -> list[Call]:
         Call("ui /", "/"),
         Call("ui /sessions", "/sessions"),
         Call("ui /sessions ?state=running", "/sessions?state=running"),
+        Call("ui /sessions ?archived=only", "/sessions?archived=only"),
         Call("ui /sessions ?microscope&state=ended", f"/sessions?microscope={a.scope}&state=ended"),
         Call("ui /sessions ?before", f"/sessions?before={a.session}"),
         Call("ui /sessions/{busy}", b),

@@ -8,7 +8,7 @@ Routes (all under ``/api``; roles viewer < operator < staff; every route checks 
 | GET /auth/me | viewer | UserView |
 | GET /microscopes | viewer | list[MicroscopeView] |
 | POST /microscopes/{id}/lease/release | staff | LeaseReleaseResponse |
-| GET /sessions (?microscope_id, state, since, until, archived, before) | viewer | list[SessionView] |
+| GET /sessions (?microscope_id, state, since, until, archived, before) | viewer | [SessionView] |
 | POST /sessions | operator | SessionView (201) |
 | GET /sessions/{id} | viewer | SessionView |
 | PATCH /sessions/{id} | operator | SessionView (grids: before the 1st start; rest: no live run) |
@@ -28,6 +28,7 @@ Routes (all under ``/api``; roles viewer < operator < staff; every route checks 
 | GET /sessions/{id}/logs?format=text (?panel, level, since) | viewer | text/plain, streamed |
 | GET /sessions/{id}/grids/{grid_id} | viewer | GridDetail |
 | GET /sessions/{id}/exposures (?limit, before) | viewer | list[ExposureView] |
+| GET /sessions/{id}/exposures/series (?limit) | viewer | ExposureSeries |
 | GET /squares/{id} | viewer | SquareDetail |
 | GET /images/{image_id}.png | viewer | image/png |
 | GET /runs/{id} | viewer | RunView |

@@ -108,6 +108,8 @@ class Session(Base):
         Index("ix_sessions_microscope_created", "microscope_id", "created_at", "id"),
         Index("ix_sessions_latest_run", "latest_run_id"),
         partial("ix_sessions_idle_created", "created_at", "id", where="latest_run_id IS NULL"),
+        # the list asks for ``archived IS true``: the predicate is written the same way
+        partial("ix_sessions_archived_created", "created_at", "id", where="archived IS true"),
     )
 
 

@@ -26,6 +26,7 @@ INDEXES: list[tuple[str, str, list[str], str | None]] = [
     ("ix_sessions_microscope_created", "sessions", ["microscope_id", "created_at", "id"], None),
     ("ix_sessions_latest_run", "sessions", ["latest_run_id"], None),
     ("ix_sessions_idle_created", "sessions", ["created_at", "id"], "latest_run_id IS NULL"),
+    ("ix_sessions_archived_created", "sessions", ["created_at", "id"], "archived IS true"),
     ("ix_grids_session_position", "grids", ["session_id", "position"], None),
     ("ix_runs_microscope_started", "runs", ["microscope_id", "started_at"], None),
     ("ix_runs_ended", "runs", ["ended_at", "id"], None),
