@@ -1,8 +1,8 @@
 """scale: indexes for every query the pages, routes and projection make; 64-bit log and
 audit ids; sessions.latest_run_id; retention marks
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-04 18:00:00
 
 On PostgreSQL the id columns are rewritten (``bigint``) and every index is built while the
@@ -16,8 +16,8 @@ from alembic import op
 
 import session_api.db.types
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
