@@ -1,6 +1,7 @@
 """Sessions from the browser in Chromium on the real embedded stack: the New session form
-(its refusals beside the fields), the Skip buttons while a run goes, Copy and Archive — with
-no console error on any page."""
+(its refusals beside the fields), an atlas-only run of three grids, a square chosen by hand,
+the Skip buttons while the next run goes, Copy and Archive — with no console error on any
+page."""
 
 from __future__ import annotations
 
@@ -81,16 +82,37 @@ async def test_new_session_skip_copy_archive(stack: Stack, browser: Browser) -> 
     await page.get_by_label("Session name").fill("Apoferritin today")
     await page.get_by_label("Krios").check()
     await page.get_by_label("Position 1", exact=True).fill("apo-a")
+    await page.get_by_label("Position 5", exact=True).fill("apo-e")
     await page.get_by_label("Exposures per hole").fill("3")
     await page.get_by_label("Order").select_option("thinnest_ice")
+    await page.get_by_label("Atlas only").check()
     await page.get_by_role("button", name="Create session").click()
     await page.wait_for_url(f"{stack.url}/sessions/*-*")
     sid = page.url.rsplit("/", 1)[1]
     setup = page.locator("#session-setup")
+    await expect(setup).to_contain_text("atlas only")
     await expect(setup).to_contain_text("thinnest ice first · 3 exposures per hole")
-    await expect(setup.locator(".slot")).to_have_text(["1 apo-a", "3 apo-c"])
+    await expect(setup.locator(".slot")).to_have_text(["1 apo-a", "3 apo-c", "5 apo-e"])
 
-    # a movie of the first hole is held: both skips are honoured after it, not inside it
+    # atlas only: the run takes the three atlases, queues nothing and ends
+    await stream_open(page)
+    await page.get_by_role("button", name="Start", exact=True).click()
+    log = page.locator("#log-acquisition")
+    await expect(log).to_contain_text("atlas only: queued none", timeout=60_000)
+    await expect(page.locator("#run-state")).to_have_text("ended", timeout=60_000)
+    await expect(page.locator("#exit-reason")).to_have_text("completed")
+
+    # a square chosen by hand on the first grid's atlas; the queue panel shows it
+    browse = await page.context.new_page()
+    await browse.goto(f"{stack.url}/sessions/{sid}/browse")
+    await browse.get_by_role("link", name="1. apo-a").click()
+    await browse.locator("#atlas g.tgt.square.qs-none.cls-good").first.click()
+    await expect(browse.locator("#atlas g.tgt.square.qs-queued")).to_have_count(1)
+    await browse.close()
+    await page.reload()
+    await expect(page.locator("#queue tr.qs-queued", has_text="square")).to_have_count(1)
+
+    # the second run: a movie of the square's first hole is held while both skips arrive
     await stream_open(page)
     stack.gate.touch()
     await page.get_by_role("button", name="Start", exact=True).click()
@@ -99,7 +121,6 @@ async def test_new_session_skip_copy_archive(stack: Stack, browser: Browser) -> 
     hole = (await acquiring.locator("td").nth(1).inner_text()).split(" · ")[0]
     await acquiring.get_by_role("button", name="Skip this target").click()
     await expect(page.locator("#messages")).to_contain_text(f"Skip of {hole} sent")
-    log = page.locator("#log-acquisition")
     await expect(log).to_contain_text(f"asked to skip {hole}, being acquired", timeout=20_000)
     await acquiring.get_by_role("button", name="Skip rest of this square").click()
     await expect(log).to_contain_text("1 queued hole, the hole being acquired", timeout=20_000)
@@ -108,8 +129,8 @@ async def test_new_session_skip_copy_archive(stack: Stack, browser: Browser) -> 
     await expect(page.locator("#queue .counts")).to_contain_text("skipped 1")
     stack.gate.unlink()
     await expect(log).to_contain_text(f"{hole} skipped as asked by operator", timeout=30_000)
-    await page.get_by_role("button", name="Stop", exact=True).click()
     await expect(page.locator("#run-state")).to_have_text("ended", timeout=60_000)
+    await expect(page.locator("#exit-reason")).to_have_text("completed")
     browse = await page.context.new_page()
     await browse.goto(f"{stack.url}/sessions/{sid}/browse")
     await browse.get_by_role("link", name="1. apo-a").click()

@@ -1,5 +1,6 @@
 """Sessions set up through session-api as the browser does it: create with a cassette and a
-plan, edit before the first start, copy, archive — on SQLite and PostgreSQL."""
+plan (on SQLite and PostgreSQL), edit before the first start, copy, archive (on both buses
+too: edits and archiving announce on the bus, and a run starts and stops)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from support.system import System
+from support.system import SYSTEMS, System
 
 DATABASES = pytest.mark.parametrize(
     "system",
@@ -17,6 +18,7 @@ DATABASES = pytest.mark.parametrize(
     ],
     indirect=True,
 )
+BOTH_BUSES = pytest.mark.parametrize("system", SYSTEMS, indirect=True)
 SLOW = pytest.mark.faults(slow_file_s=0.3)
 
 
@@ -71,7 +73,7 @@ async def test_create_with_cassette_positions_and_a_plan(system: System) -> None
     assert locs(await op.post("/api/sessions", json=bad)) == {("body", "positions")}
 
 
-@DATABASES
+@BOTH_BUSES
 @SLOW
 async def test_edit_before_the_first_start_then_only_the_plan(system: System) -> None:
     op = system.clients["operator"]
@@ -109,7 +111,7 @@ async def test_edit_before_the_first_start_then_only_the_plan(system: System) ->
     assert any(o == "refused 409" for o, _d in edits)
 
 
-@DATABASES
+@BOTH_BUSES
 async def test_copy_and_archive(system: System) -> None:
     op, viewer = system.clients["operator"], system.clients["viewer"]
     r = await op.post(

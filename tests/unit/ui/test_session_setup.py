@@ -266,3 +266,35 @@ async def test_skip_buttons_on_the_target_being_acquired(stack: Stack) -> None:
     assert f"Skip of hole {hole.hex[:6]} sent: the run skips it at its next safe point" in r.text
     r = await viewer.post(f"/sessions/{sid}/skip-square", data={}, headers=HTMX)
     assert r.headers["Gridpilot-Status"] == "403" and r.headers["HX-Retarget"] == "#messages"
+
+
+async def test_every_set_up_and_skip_route_refuses_viewers_and_missing_tokens(
+    stack: Stack,
+) -> None:
+    """The ui's side of the role matrix: each new state-changing page route answers a viewer
+    with session-api's 403 in #messages, and anyone without the CSRF token with 403."""
+    op, viewer = stack.clients["operator"], stack.clients["viewer"]
+    r = await op.post("/sessions/new", data=form(), headers=HTMX)
+    sid = r.headers["HX-Redirect"].rsplit("/", 1)[1]
+    routes = {
+        "/sessions/new": form(name="by viewer"),
+        f"/sessions/{sid}/edit": form(name="by viewer"),
+        f"/sessions/{sid}/copy": {"name": "by viewer", "grid_1": "v"},
+        f"/sessions/{sid}/archive": {},
+        f"/sessions/{sid}/unarchive": {},
+        f"/sessions/{sid}/skip-target": {"target_id": str(uuid.uuid4())},
+        f"/sessions/{sid}/skip-square": {"target_id": str(uuid.uuid4())},
+    }
+    for path, data in routes.items():
+        r = await viewer.post(path, data=data, headers=HTMX)
+        assert r.headers.get("Gridpilot-Status") == "403", (path, r.status_code, r.text)
+        assert r.headers["HX-Retarget"] == "#messages" and "operator" in r.text, path
+        token = op.headers.pop("X-CSRF-Token")
+        try:
+            r = await op.post(path, data=data, headers=HTMX)
+        finally:
+            op.headers["X-CSRF-Token"] = token
+        assert r.status_code == 403 and "CSRF" in r.text, (path, r.status_code)
+    page = await op.get(f"/sessions/{sid}")
+    assert "by viewer" not in page.text and 'id="archived-badge"' not in page.text
+    assert "by viewer" not in (await op.get("/sessions")).text, "nothing created or copied"
